@@ -1,0 +1,77 @@
+"""Unversioned health probes: `/health` (deep: checks LXD) and `/health/live` (process only)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.api.deps import LXDDep
+from app.core.config import APP_VERSION
+from app.services.exceptions import LXDError
+from app.services.lxd_client import API_PREFIX
+
+router = APIRouter(tags=["health"])
+
+HEALTH_TIMEOUT = 5.0
+
+
+class LXDHealth(BaseModel):
+    status: Literal["ok", "unavailable"]
+    mode: str
+    api_version: str | None = None
+    server_version: str | None = None
+    reason: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    lxd: LXDHealth
+
+
+class Live(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+async def lxd_health(lxd: Any) -> LXDHealth:
+    try:
+        response = await lxd.get(API_PREFIX, timeout=min(HEALTH_TIMEOUT, lxd.timeout))
+    except LXDError as exc:
+        return LXDHealth(status="unavailable", mode=str(lxd.mode), reason=exc.detail)
+    server = response.metadata if isinstance(response.metadata, dict) else {}
+    environment = server.get("environment") or {}
+    return LXDHealth(
+        status="ok",
+        mode=str(lxd.mode),
+        api_version=server.get("api_version"),
+        server_version=environment.get("server_version"),
+    )
+
+
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Deep health check",
+    description="Checks that LXD answers `GET /1.0`. 200 when it does; 503 with "
+    '`"status": "degraded"` and the reason when it does not. Public.',
+    responses={503: {"model": Health, "description": "LXD is unreachable"}},
+)
+async def health(lxd: LXDDep) -> JSONResponse:
+    lxd_state = await lxd_health(lxd)
+    ok = lxd_state.status == "ok"
+    body = Health(status="ok" if ok else "degraded", version=APP_VERSION, lxd=lxd_state)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ok else 503)
+
+
+@router.get(
+    "/health/live",
+    response_model=Live,
+    summary="Liveness probe",
+    description="Answers as long as the process serves requests; touches no dependency. Public.",
+)
+async def live() -> Live:
+    return Live(status="ok", version=APP_VERSION)

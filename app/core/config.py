@@ -1,0 +1,118 @@
+"""Settings, read once from the environment and `.env` (see `.env.example`).
+
+Every variable of the README's configuration table lives here with the same name and default.
+`get_settings()` validates them at start; a bad value stops the start with a message that names
+the variable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+APP_VERSION = "1.0.0"
+JWT_SECRET_PLACEHOLDER = "change-me-to-a-long-random-secret"  # noqa: S105 - a known placeholder
+MIN_JWT_SECRET_BYTES = 32
+
+
+class AppEnv(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class ConnectionMode(StrEnum):
+    local = "local"
+    remote = "remote"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    # --- Application -----------------------------------------------------------------------
+    APP_ENV: AppEnv = AppEnv.development
+    APP_HOST: str = "0.0.0.0"  # noqa: S104 - a server's bind address, set by the operator
+    APP_PORT: Annotated[int, Field(ge=1, le=65535)] = 8000
+    LOG_LEVEL: str = "INFO"
+    CORS_ORIGINS: str = "*"
+    FORWARDED_ALLOW_IPS: str = "127.0.0.1"
+
+    # --- LXD connection --------------------------------------------------------------------
+    LXD_CONNECTION_MODE: ConnectionMode = ConnectionMode.local
+    LXD_SOCKET_PATH: str = "/var/snap/lxd/common/lxd/unix.socket"
+    LXD_REMOTE_URL: str = "https://lxd-host:8443"
+    LXD_CLIENT_CERT_PATH: str = ""
+    LXD_CLIENT_KEY_PATH: str = ""
+    LXD_TRUSTED_CA_PATH: str = ""
+    LXD_TIMEOUT: Annotated[float, Field(gt=0)] = 30
+    DEFAULT_PROJECT: str = "default"
+
+    # --- Image servers for `"remote": "<name>"` in image copies ----------------------------
+    IMAGE_REMOTE_UBUNTU_URL: str = "https://cloud-images.ubuntu.com/releases"
+    IMAGE_REMOTE_UBUNTU_PROTOCOL: str = "simplestreams"
+    IMAGE_REMOTE_IMAGES_URL: str = "https://images.linuxcontainers.org"
+    IMAGE_REMOTE_IMAGES_PROTOCOL: str = "simplestreams"
+
+    # --- User store and tokens -------------------------------------------------------------
+    DATABASE_URL: str = "sqlite+aiosqlite:///./data/lxd_api.db"
+    JWT_SECRET: SecretStr = SecretStr(JWT_SECRET_PLACEHOLDER)
+    JWT_ACCESS_TOKEN_EXPIRE_MINUTES: Annotated[int, Field(gt=0)] = 30
+    JWT_REFRESH_TOKEN_EXPIRE_DAYS: Annotated[int, Field(gt=0)] = 7
+    SEED_ADMIN_USERNAME: str = ""
+    SEED_ADMIN_PASSWORD: SecretStr = SecretStr("")
+
+    # --- Rate limits (login and refresh) ---------------------------------------------------
+    RATE_LIMIT_LOGIN: str = "5/minute"
+    RATE_LIMIT_REFRESH: str = "30/minute"
+    RATE_LIMIT_STORAGE_URI: str = "memory://"
+
+    @field_validator("LOG_LEVEL")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.LXD_CONNECTION_MODE is ConnectionMode.remote:
+            if not self.LXD_REMOTE_URL.startswith("https://"):
+                raise ValueError("LXD_REMOTE_URL must be an https:// URL in remote mode")
+            for name in ("LXD_CLIENT_CERT_PATH", "LXD_CLIENT_KEY_PATH"):
+                path = getattr(self, name)
+                if not path:
+                    raise ValueError(f"{name} is required when LXD_CONNECTION_MODE=remote")
+                if not Path(path).is_file():
+                    raise ValueError(f"{name} points to a missing file: {path}")
+            if self.LXD_TRUSTED_CA_PATH and not Path(self.LXD_TRUSTED_CA_PATH).is_file():
+                raise ValueError(
+                    f"LXD_TRUSTED_CA_PATH points to a missing file: {self.LXD_TRUSTED_CA_PATH}"
+                )
+        if self.APP_ENV is AppEnv.production:
+            secret = self.JWT_SECRET.get_secret_value()
+            if secret == JWT_SECRET_PLACEHOLDER or len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+                raise ValueError(
+                    "JWT_SECRET must be set to a random value of at least "
+                    f"{MIN_JWT_SECRET_BYTES} bytes when APP_ENV=production "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+        return self
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.CORS_ORIGINS.split(",") if origin.strip()]
+
+    @property
+    def jwt_secret_is_weak(self) -> bool:
+        secret = self.JWT_SECRET.get_secret_value()
+        return secret == JWT_SECRET_PLACEHOLDER or len(secret.encode()) < MIN_JWT_SECRET_BYTES
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,98 @@
+"""The application factory: settings, logging, middleware, error handlers, lifespan, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from pydantic import ValidationError
+
+from app.api import health
+from app.api.v1.api import v1_router
+from app.core.config import APP_VERSION, Settings, get_settings
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import RequestLogMiddleware
+from app.core.openapi import DESCRIPTION, OPENAPI_TAGS
+from app.services.lxd_client import LXDClient
+
+log = structlog.get_logger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_MAX_REQUEST_ID = 128
+
+
+def _sane_request_id(value: str) -> bool:
+    """Echo a client's request ID only when it cannot pollute logs or headers."""
+    return 0 < len(value) <= _MAX_REQUEST_ID and all(c.isalnum() or c in "-_.:" for c in value)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.lxd = LXDClient(settings, transport=app.state.lxd_transport)
+    log.info(
+        "app.started",
+        version=APP_VERSION,
+        env=str(settings.APP_ENV),
+        lxd_mode=str(settings.LXD_CONNECTION_MODE),
+    )
+    if settings.jwt_secret_is_weak:
+        log.warning("app.weak_jwt_secret", hint="set JWT_SECRET before going to production")
+    try:
+        yield
+    finally:
+        await app.state.lxd.close()
+        log.info("app.stopped")
+
+
+def create_app(
+    settings: Settings | None = None, *, lxd_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the app. `lxd_transport` replaces the LXD transport (tests inject faults with it)."""
+    try:
+        settings = settings or get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+        raise SystemExit(f"lxd-api: invalid configuration: {problems}") from None
+    configure_logging(settings.LOG_LEVEL)
+
+    app = FastAPI(
+        title="lxd-api",
+        version=APP_VERSION,
+        description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.lxd_transport = lxd_transport
+    install_error_handlers(app)
+
+    origins = settings.cors_origins
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials="*" not in origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=[REQUEST_ID_HEADER, "ETag", "Retry-After", "Content-Disposition"],
+    )
+    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(
+        CorrelationIdMiddleware,
+        header_name=REQUEST_ID_HEADER,
+        validator=_sane_request_id,
+        transformer=lambda value: value,
+    )
+
+    app.include_router(health.router)
+    app.include_router(v1_router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,137 @@
+"""The error hierarchy of the service layer.
+
+Services raise these; one handler in `app.main` turns each into the contract's JSON shape
+(`{"detail", "code", "request_id"}`) with the HTTP status carried by the class.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class AppError(Exception):
+    """An error a client should see, with its HTTP status and machine code."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class NotFoundError(AppError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(AppError):
+    status_code = 409
+    code = "conflict"
+
+
+class BadRequestError(AppError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidNameError(AppError):
+    """A name that would not stay inside its LXD path segment; rejected before any request."""
+
+    status_code = 422
+    code = "invalid_name"
+
+
+class LXDError(AppError):
+    """Anything LXD answered (or failed to answer) that the client must hear about."""
+
+    status_code = 502
+    code = "lxd_error"
+
+
+class LXDNotFound(LXDError, NotFoundError):
+    status_code = 404
+    code = "not_found"
+
+
+class LXDConflict(LXDError, ConflictError):
+    status_code = 409
+    code = "conflict"
+
+
+class LXDBadRequest(LXDError, BadRequestError):
+    status_code = 400
+    code = "bad_request"
+
+
+class LXDForbidden(LXDError):
+    status_code = 403
+    code = "lxd_forbidden"
+
+
+class LXDPreconditionFailed(LXDError):
+    status_code = 412
+    code = "precondition_failed"
+
+
+class LXDNotImplemented(LXDError):
+    status_code = 501
+    code = "not_implemented"
+
+
+class LXDBadGateway(LXDError):
+    """LXD answered something this API cannot read (not JSON, no envelope, wrong shape)."""
+
+    status_code = 502
+    code = "lxd_bad_reply"
+
+
+class LXDUnavailable(LXDError):
+    status_code = 503
+    code = "lxd_unavailable"
+
+
+class LXDTimeout(LXDError):
+    status_code = 504
+    code = "lxd_timeout"
+
+
+class LXDOperationFailed(LXDError):
+    """A background operation ended in failure; the status follows LXD's reason."""
+
+
+_BY_STATUS: dict[int, type[LXDError]] = {
+    400: LXDBadRequest,
+    403: LXDForbidden,
+    404: LXDNotFound,
+    409: LXDConflict,
+    412: LXDPreconditionFailed,
+    501: LXDNotImplemented,
+}
+
+# LXD 5.0 answers some client mistakes with a 500 (or reports them only as a failed operation).
+# These messages are about the request, not about LXD: report them as what they are.
+_MESSAGE_RULES: tuple[tuple[re.Pattern[str], type[LXDError]], ...] = (
+    (re.compile(r"already exists|already in use|is in use|is currently in use", re.I), LXDConflict),
+    (re.compile(r"not found|no such object|doesn't exist|does not exist", re.I), LXDNotFound),
+    (
+        re.compile(
+            r"invalid|failed to parse|unknown|not supported|isn't supported|must be|"
+            r"cannot|can't|is required|bad value|not allowed|is running|is not running|"
+            r"already running|already stopped",
+            re.I,
+        ),
+        LXDBadRequest,
+    ),
+)
+
+
+def error_from_lxd(status: int, message: str) -> LXDError:
+    """Build the typed error for an LXD error reply (or a failed operation's `err`)."""
+    detail = message or f"LXD answered with status {status}"
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = next((rule for pattern, rule in _MESSAGE_RULES if pattern.search(detail)), LXDError)
+    return cls(detail)

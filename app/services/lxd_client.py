@@ -1,0 +1,305 @@
+"""The raw LXD REST client: transport, envelope, typed errors, streaming and websockets.
+
+One `LXDClient` lives for the whole process (made in the lifespan, closed on shutdown). It talks
+to LXD over its unix socket (local mode) or over HTTPS with a client certificate (remote mode)
+and knows nothing of users, roles or our own routes.
+
+Paths are always built by `lxd_path()` from validated, percent-encoded segments, so no input can
+reach an LXD endpoint other than the one the caller named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import structlog
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from app.core.config import ConnectionMode, Settings
+from app.services.exceptions import (
+    InvalidNameError,
+    LXDBadGateway,
+    LXDTimeout,
+    LXDUnavailable,
+    error_from_lxd,
+)
+
+log = structlog.get_logger(__name__)
+
+API_PREFIX = "/1.0"
+# Characters that never belong to one LXD path segment: separators, query/fragment markers,
+# percent (no double encoding games), backslash and control characters.
+_FORBIDDEN_IN_SEGMENT = re.compile(r"[/?#%\\\x00-\x1f\x7f]")
+MAX_SEGMENT_LENGTH = 255
+STREAM_CHUNK_SIZE = 1024 * 1024
+
+
+def check_segment(value: str, *, what: str = "name") -> str:
+    """Refuse a value that could leave its path segment; return it unchanged otherwise."""
+    if not value or value in {".", ".."} or len(value) > MAX_SEGMENT_LENGTH:
+        raise InvalidNameError(f"Invalid {what}: {value[:80]!r}")
+    if _FORBIDDEN_IN_SEGMENT.search(value):
+        raise InvalidNameError(f"Invalid {what}: {value[:80]!r} contains a forbidden character")
+    return value
+
+
+def lxd_path(*segments: str) -> str:
+    """`lxd_path("instances", name, "state")` -> `/1.0/instances/<name>/state`, each segment
+    checked and percent-encoded."""
+    return API_PREFIX + "".join("/" + quote(check_segment(s), safe="") for s in segments)
+
+
+@dataclass(slots=True)
+class LXDResponse:
+    """One parsed LXD reply. For an async reply, `metadata` is the operation."""
+
+    type: str
+    status_code: int
+    metadata: Any
+    operation: str = ""
+    etag: str | None = None
+    location: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_async(self) -> bool:
+        return self.type == "async"
+
+    @property
+    def operation_id(self) -> str:
+        """The id of the operation an async reply started."""
+        if isinstance(self.metadata, dict) and isinstance(self.metadata.get("id"), str):
+            return str(self.metadata["id"])
+        return self.operation.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    if settings.LXD_TRUSTED_CA_PATH:
+        ctx = ssl.create_default_context(cafile=settings.LXD_TRUSTED_CA_PATH)
+        # LXD's certificate is self-signed and names the host, not the address we dial: trusting
+        # exactly that certificate (pinning) is the check; the host name adds nothing to it.
+        ctx.check_hostname = False
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(settings.LXD_CLIENT_CERT_PATH, settings.LXD_CLIENT_KEY_PATH)
+    return ctx
+
+
+def _query(
+    project: str | None, target: str | None, params: Mapping[str, Any] | None
+) -> dict[str, str]:
+    query: dict[str, str] = {}
+    if project:
+        query["project"] = project
+    if target:
+        query["target"] = target
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        query[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return query
+
+
+class LXDClient:
+    """Async client of the LXD REST API (`/1.0/...`)."""
+
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.mode = settings.LXD_CONNECTION_MODE
+        self.timeout = settings.LXD_TIMEOUT
+        self.socket_path = settings.LXD_SOCKET_PATH
+        self.ssl_context: ssl.SSLContext | None = None
+        timeout = httpx.Timeout(settings.LXD_TIMEOUT)
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        if self.mode is ConnectionMode.remote:
+            self.base_url = settings.LXD_REMOTE_URL.rstrip("/")
+            self.ssl_context = _ssl_context(settings)
+            transport = transport or httpx.AsyncHTTPTransport(
+                verify=self.ssl_context, limits=limits
+            )
+        else:
+            self.base_url = "http://lxd"
+            transport = transport or httpx.AsyncHTTPTransport(uds=self.socket_path, limits=limits)
+        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout)
+        if self.mode is ConnectionMode.remote and not settings.LXD_TRUSTED_CA_PATH:
+            log.warning(
+                "lxd.tls_verification_disabled",
+                reason="LXD_TRUSTED_CA_PATH is empty: the LXD server's certificate is not checked",
+            )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # --- plain requests ---------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        project: str | None = None,
+        target: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> LXDResponse:
+        """Send one request and return the parsed envelope; raise a typed error otherwise."""
+        query = _query(project, target, params)
+        request_timeout = (
+            httpx.Timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT
+        )
+        try:
+            response = await self._http.request(
+                method,
+                path,
+                params=query,
+                json=json_body,
+                headers=headers,
+                timeout=request_timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise LXDTimeout(f"LXD did not answer {method} {path} in time") from exc
+        except (httpx.ConnectError, httpx.NetworkError, OSError) as exc:
+            raise LXDUnavailable(f"LXD is unreachable: {_reason(exc)}") from exc
+        except httpx.HTTPError as exc:
+            raise LXDBadGateway(f"LXD broke the connection: {_reason(exc)}") from exc
+        return self._parse(method, path, response)
+
+    async def get(self, path: str, **kwargs: Any) -> LXDResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> LXDResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> LXDResponse:
+        return await self.request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> LXDResponse:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> LXDResponse:
+        return await self.request("DELETE", path, **kwargs)
+
+    @staticmethod
+    def _parse(method: str, path: str, response: httpx.Response) -> LXDResponse:
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if response.status_code >= 400:
+                # Some LXD errors (e.g. a missing websocket upgrade) come as plain text.
+                text = response.text.strip()[:500]
+                raise error_from_lxd(response.status_code, text) from exc
+            raise LXDBadGateway(f"LXD sent a reply that is not JSON for {method} {path}") from exc
+        if not isinstance(body, dict) or "type" not in body:
+            raise LXDBadGateway(f"LXD sent a reply without its envelope for {method} {path}")
+        kind = body.get("type")
+        if kind == "error" or response.status_code >= 400:
+            status = body.get("error_code") or response.status_code
+            message = body.get("error") or ""
+            if not isinstance(status, int) or not isinstance(message, str):
+                raise LXDBadGateway(f"LXD sent a malformed error for {method} {path}")
+            raise error_from_lxd(status, message)
+        if kind not in {"sync", "async"}:
+            raise LXDBadGateway(f"LXD sent an unknown reply type {kind!r} for {method} {path}")
+        operation = body.get("operation") or ""
+        if kind == "async" and not (isinstance(operation, str) and operation):
+            raise LXDBadGateway(f"LXD started an operation without naming it for {method} {path}")
+        return LXDResponse(
+            type=kind,
+            status_code=response.status_code,
+            metadata=body.get("metadata"),
+            operation=operation,
+            etag=response.headers.get("etag"),
+            location=response.headers.get("location"),
+            headers=response.headers,
+        )
+
+    # --- streamed downloads -----------------------------------------------------------------
+    @asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        *,
+        project: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """GET `path` without reading the body; the caller iterates the response's bytes.
+
+        Errors are raised before the body is handed out; leaving the block closes the upstream
+        stream, also when the caller stops early (a client went away).
+        """
+        query = _query(project, None, params)
+        request = self._http.build_request("GET", path, params=query)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise LXDTimeout(f"LXD did not answer GET {path} in time") from exc
+        except (httpx.ConnectError, httpx.NetworkError, OSError) as exc:
+            raise LXDUnavailable(f"LXD is unreachable: {_reason(exc)}") from exc
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                self._parse("GET", path, response)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def iter_bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The body of a streamed response in large chunks, with transport errors typed."""
+        try:
+            async for chunk in response.aiter_raw(STREAM_CHUNK_SIZE):
+                yield chunk
+        except httpx.TimeoutException as exc:
+            raise LXDTimeout("LXD stopped sending in the middle of a download") from exc
+        except httpx.HTTPError as exc:
+            raise LXDBadGateway(f"LXD broke off a download: {_reason(exc)}") from exc
+
+    # --- websockets -------------------------------------------------------------------------
+    async def websocket(
+        self, path: str, *, params: Mapping[str, Any] | None = None
+    ) -> ClientConnection:
+        """Open a websocket to LXD over the same transport (socket or mTLS) as the client.
+
+        Pings are off: LXD pings us, and client pings made LXD close with 1011.
+        """
+        query = urlencode(_query(None, None, params))
+        suffix = f"{path}?{query}" if query else path
+        options: dict[str, Any] = {
+            "ping_interval": None,
+            "max_size": None,
+            "compression": None,
+            "open_timeout": self.timeout,
+            "close_timeout": 2,
+        }
+        try:
+            if self.mode is ConnectionMode.remote:
+                ws_base = "wss://" + self.base_url.removeprefix("https://")
+                return await connect(ws_base + suffix, ssl=self.ssl_context, **options)
+            return await unix_connect(self.socket_path, "ws://lxd" + suffix, **options)
+        except TimeoutError as exc:
+            raise LXDTimeout("LXD did not accept the websocket in time") from exc
+        except OSError as exc:
+            raise LXDUnavailable(f"LXD is unreachable: {_reason(exc)}") from exc
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise error_from_lxd(status, f"LXD refused the websocket (HTTP {status})") from exc
+        except WebSocketException as exc:
+            # The message could quote the URL, and with it a websocket secret: name the kind only.
+            raise LXDBadGateway(f"LXD websocket handshake failed ({type(exc).__name__})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:300]

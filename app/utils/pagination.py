@@ -1,0 +1,19 @@
+"""Our own paging on top of an LXD list."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def paginate(items: list[T], *, limit: int | None, offset: int) -> dict[str, Any]:
+    window = items[offset : offset + limit] if limit is not None else items[offset:]
+    return {"items": window, "total": len(items), "limit": limit, "offset": offset}
+
+
+def name_from_url(url: str) -> str:
+    """`/1.0/instances/web%201?project=p` -> `web 1` (LXD's names-only list entries)."""
+    from urllib.parse import unquote
+
+    return unquote(url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
