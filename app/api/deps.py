@@ -68,3 +68,24 @@ def get_list_query(
 
 
 ListParams = Annotated[ListQuery, Depends(get_list_query)]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitQuery:
+    wait: bool
+    timeout: int
+
+
+def get_wait_query(
+    wait: Annotated[
+        bool,
+        Query(description="Wait for the LXD operation and answer with it (200) instead of 202"),
+    ] = False,
+    timeout: Annotated[
+        int, Query(ge=1, le=3600, description="With wait=true: seconds to wait at most")
+    ] = 60,
+) -> WaitQuery:
+    return WaitQuery(wait=wait, timeout=timeout)
+
+
+WaitParams = Annotated[WaitQuery, Depends(get_wait_query)]

@@ -47,3 +47,63 @@ async def lxd_wait(raw: httpx.AsyncClient, reply: httpx.Response, timeout: int =
     assert body["type"] == "async", body
     done = await raw.get(f"{body['operation']}/wait", params={"timeout": timeout})
     return done.json()["metadata"]
+
+
+async def create_instance(
+    raw: httpx.AsyncClient,
+    name: str,
+    *,
+    image: str,
+    project: str = "default",
+    start: bool = True,
+) -> None:
+    """Create (and start) a container straight through LXD, not through our API."""
+    body = {"name": name, "source": {"type": "image", "alias": image}}
+    reply = await raw.post("/1.0/instances", params={"project": project}, json=body)
+    op = await lxd_wait(raw, reply)
+    assert op["status"] == "Success", op
+    if start:
+        reply = await raw.put(
+            f"/1.0/instances/{name}/state", params={"project": project}, json={"action": "start"}
+        )
+        op = await lxd_wait(raw, reply)
+        assert op["status"] == "Success", op
+
+
+async def delete_instance(raw: httpx.AsyncClient, name: str, project: str = "default") -> None:
+    """Stop (hard) and delete an instance if it is still there."""
+    params = {"project": project}
+    reply = await raw.put(
+        f"/1.0/instances/{name}/state", params=params, json={"action": "stop", "force": True}
+    )
+    if reply.status_code == 202:
+        await lxd_wait(raw, reply)
+    reply = await raw.delete(f"/1.0/instances/{name}", params=params)
+    if reply.status_code == 202:
+        await lxd_wait(raw, reply)
+
+
+@pytest.fixture
+async def instance(
+    lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv, unique: Callable[[str], str]
+) -> AsyncIterator[str]:
+    """A running busybox container in the default project, removed afterwards."""
+    name = unique("it")
+    await create_instance(lxd_raw, name, image=lxd_env.image_alias)
+    try:
+        yield name
+    finally:
+        await delete_instance(lxd_raw, name)
+
+
+@pytest.fixture
+async def stopped_instance(
+    lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv, unique: Callable[[str], str]
+) -> AsyncIterator[str]:
+    """A stopped busybox container in the default project, removed afterwards."""
+    name = unique("it")
+    await create_instance(lxd_raw, name, image=lxd_env.image_alias, start=False)
+    try:
+        yield name
+    finally:
+        await delete_instance(lxd_raw, name)

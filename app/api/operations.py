@@ -1,0 +1,28 @@
+"""How a route answers when LXD started a background operation."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+from app.api.deps import WaitQuery
+from app.schemas.common import OperationRef
+from app.services.lxd_client import LXDClient, LXDResponse
+from app.services.lxd_operations import accepted_or_finished, operation_ref, public_operation
+
+# For `responses=` on routes that start operations.
+ACCEPTED_RESPONSES: dict[int | str, dict[str, object]] = {
+    202: {"model": OperationRef, "description": "Started: poll or wait on the operation"},
+}
+
+
+async def operation_answer(
+    lxd: LXDClient, response: LXDResponse, wait: WaitQuery | None = None
+) -> JSONResponse:
+    """202 + operation reference; with `?wait=true`, 200 + the finished operation (a failed
+    one raises its typed error); a synchronous LXD reply is answered 200 with its metadata."""
+    if not response.is_async:
+        return JSONResponse(public_operation(response.metadata) or {}, status_code=200)
+    if wait is None or not wait.wait:
+        return JSONResponse(operation_ref(response.operation_id), status_code=202)
+    finished, body = await accepted_or_finished(lxd, response, wait=True, timeout=wait.timeout)
+    return JSONResponse(body, status_code=200 if finished else 202)
