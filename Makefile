@@ -1,0 +1,95 @@
+# lxd-api: every day-to-day command. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+SANDBOX   := scripts/lxd-sandbox.sh
+SANDBOX_ENV := .sandbox/sandbox.env
+# The mode `make dev` points the API at: local (unix socket) or remote (mTLS on 127.0.0.1).
+DEV_MODE  ?= local
+SYSTEM_PACKAGES := lxd lxd-client iptables busybox-static
+
+.PHONY: help install system-deps migrate run dev test test-unit test-integration lint format \
+        typecheck up down logs lxd-sandbox lxd-sandbox-down bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install requirements.txt + requirements-dev.txt
+
+system-deps: ## Install LXD, busybox-static and iptables from Debian when missing (root)
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing (run as root: apt-get install$$missing)"; exit 1; fi; \
+		echo "installing:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+migrate: $(STAMP) ## Apply the database migrations (alembic upgrade head)
+	$(VENV)/bin/alembic upgrade head
+
+run: $(STAMP) ## Set up and serve the API on APP_PORT (settings from .env), migrating first
+	$(VENV)/bin/alembic upgrade head
+	$(PY) -m app
+
+dev: $(STAMP) system-deps lxd-sandbox ## Set up and serve the API against the private LXD sandbox
+	@set -a; source $(SANDBOX_ENV); set +a; \
+	export LXD_CONNECTION_MODE=$(DEV_MODE); \
+	export SEED_ADMIN_USERNAME=$${SEED_ADMIN_USERNAME:-admin}; \
+	export SEED_ADMIN_PASSWORD=$${SEED_ADMIN_PASSWORD:-changeme123}; \
+	echo "lxd-api on http://127.0.0.1:$${APP_PORT:-8000} (LXD $(DEV_MODE) mode, login $$SEED_ADMIN_USERNAME)"; \
+	$(VENV)/bin/alembic upgrade head && exec $(PY) -m app
+
+test: $(STAMP) ## Set up and run every test (unit + real-LXD integration, both modes) with coverage
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory system-deps; fi
+	$(VENV)/bin/pytest --cov=app --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## Unit tests only (mocked LXD, no daemon needed)
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP) ## Integration tests only (real LXD, both connection modes)
+	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check + ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## ruff format + ruff check --fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: $(STAMP) ## mypy (non-blocking: reports, never fails the build)
+	-$(VENV)/bin/mypy app
+
+up: ## docker compose up --build -d
+	docker compose up --build -d
+
+down: ## docker compose down
+	docker compose down
+
+logs: ## Follow the API container's logs
+	docker compose logs -f api
+
+lxd-sandbox: ## Start the private LXD daemon (.sandbox/) and print the settings for both modes
+	@$(SANDBOX) up
+
+lxd-sandbox-down: ## Stop the private LXD daemon (keeps its data; PURGE=1 removes it)
+	@$(SANDBOX) down $(if $(PURGE),--purge,)
+	@if [ -f .sandbox/test/lxd/.lxd-sandbox ]; then SANDBOX_DIR=.sandbox/test/lxd $(SANDBOX) down $(if $(PURGE),--purge,); fi
+
+bench: $(STAMP) lxd-sandbox ## Run the benchmarks in bench/ against the sandbox and print figures
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean: ## Remove caches (not .venv, data/ or the sandbox)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
