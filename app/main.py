@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx
 import structlog
 from asgi_correlation_id import CorrelationIdMiddleware
@@ -19,6 +20,10 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestLogMiddleware
 from app.core.openapi import DESCRIPTION, OPENAPI_TAGS
+from app.core.ratelimit import RateLimiter
+from app.db.migrations import upgrade_to_head
+from app.db.seed import seed_admin
+from app.db.session import make_engine, make_sessionmaker
 from app.services.lxd_client import LXDClient
 
 log = structlog.get_logger(__name__)
@@ -35,6 +40,12 @@ def _sane_request_id(value: str) -> bool:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    # The user store: schema at head (as `alembic upgrade head`) before serving, then the seed.
+    await anyio.to_thread.run_sync(upgrade_to_head, settings.DATABASE_URL)
+    app.state.db_engine = make_engine(settings.DATABASE_URL)
+    app.state.db_sessionmaker = make_sessionmaker(app.state.db_engine)
+    await seed_admin(app.state.db_sessionmaker, settings)
+    app.state.rate_limiter = RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
     app.state.lxd = LXDClient(settings, transport=app.state.lxd_transport)
     log.info(
         "app.started",
@@ -48,6 +59,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.lxd.close()
+        await app.state.rate_limiter.close()
+        await app.state.db_engine.dispose()
         log.info("app.stopped")
 
 

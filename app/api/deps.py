@@ -3,15 +3,35 @@ users and roles every route declares."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated
 
-from fastapi import Depends, Query
+import structlog
+from fastapi import Depends, Query, Request, WebSocket
+from fastapi.security import OAuth2PasswordBearer
+from limits import RateLimitItem
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.core.config import Settings, get_settings
+from app.core.ratelimit import RateLimiter, TrustedProxies, client_ip
+from app.core.security import (
+    WS_CLOSE_FORBIDDEN,
+    WS_CLOSE_UNAUTHORIZED,
+    Role,
+    TokenError,
+    WebSocketAuthError,
+    decode_token,
+)
+from app.db.crud import username_key
+from app.db.models import User
 from app.schemas.common import PROJECT_PATTERN
+from app.services.auth import AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.services.lxd_client import LXDClient
+
+log = structlog.get_logger(__name__)
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -89,3 +109,175 @@ def get_wait_query(
 
 
 WaitParams = Annotated[WaitQuery, Depends(get_wait_query)]
+
+
+# --- database, current user, roles ---------------------------------------------------------------
+# The app's own settings (tests and `create_app(settings)` may differ from the environment's).
+def get_app_settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
+    return settings
+
+
+AppSettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = connection.app.state.db_sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+# Swagger's "Authorize" button: the OAuth2 password flow posts a form to /auth/token and sends
+# the access token it gets back as `Authorization: Bearer ...`.
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    auto_error=False,
+    description="Log in with username and password (the client id and secret stay empty), "
+    "or send `Authorization: Bearer <access token>` from `POST /api/v1/auth/login`.",
+)
+
+
+async def authenticate_token(connection: HTTPConnection, token: str | None) -> User:
+    """The user behind an access token, read from the database now: a deleted or disabled
+    user, or one whose token version moved on (password, role or active change), is refused."""
+    if not token:
+        raise AuthenticationError("Not authenticated")
+    settings: Settings = connection.app.state.settings
+    try:
+        claims = decode_token(settings, token, expected_type="access")
+    except TokenError as exc:
+        raise AuthenticationError(str(exc), code="invalid_token") from None
+    # A short session of its own: routes that stream for minutes must not hold a connection.
+    sessionmaker: async_sessionmaker[AsyncSession] = connection.app.state.db_sessionmaker
+    async with sessionmaker() as session:
+        user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active or user.token_version != claims.version:
+        raise AuthenticationError("Token is no longer valid", code="invalid_token")
+    return user
+
+
+async def get_current_user(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User:
+    return await authenticate_token(request, token)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+class RoleRequirement:
+    """`Depends(require_role(Role.operator))`: the current user, if their role reaches
+    `min_role` (401 without a valid token, 403 when the role is too low). The role table test
+    reads `min_role` to check every route against API.md."""
+
+    def __init__(self, min_role: Role) -> None:
+        self.min_role = min_role
+
+    async def __call__(self, user: CurrentUser) -> User:
+        if not Role(user.role).admits(self.min_role):
+            raise PermissionDeniedError(f"This action needs the {self.min_role} role")
+        return user
+
+    def __repr__(self) -> str:
+        return f"require_role({self.min_role})"
+
+
+@cache
+def require_role(role: Role) -> RoleRequirement:
+    return RoleRequirement(role)
+
+
+ViewerUser = Annotated[User, Depends(require_role(Role.viewer))]
+OperatorUser = Annotated[User, Depends(require_role(Role.operator))]
+AdminUser = Annotated[User, Depends(require_role(Role.admin))]
+
+
+class WSRoleRequirement:
+    """The WebSocket variant: the token comes as `?token=` (browsers cannot set headers on an
+    upgrade; an `Authorization: Bearer` header works too). Refusals close the socket with 4401
+    (no or invalid token) or 4403 (role too low, or an `Origin` outside `CORS_ORIGINS`)."""
+
+    def __init__(self, min_role: Role) -> None:
+        self.min_role = min_role
+
+    async def __call__(self, websocket: WebSocket) -> User:
+        settings: Settings = websocket.app.state.settings
+        origins = settings.cors_origins
+        origin = websocket.headers.get("origin")
+        # Browsers always send Origin; without one this is not a cross-site page (CSWSH).
+        if origin is not None and "*" not in origins and origin not in origins:
+            raise WebSocketAuthError(WS_CLOSE_FORBIDDEN, "Origin not allowed")
+        token = websocket.query_params.get("token")
+        if not token:
+            scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+            token = value.strip() if scheme.lower() == "bearer" else None
+        try:
+            user = await authenticate_token(websocket, token)
+        except AuthenticationError as exc:
+            raise WebSocketAuthError(WS_CLOSE_UNAUTHORIZED, exc.detail) from None
+        if not Role(user.role).admits(self.min_role):
+            raise WebSocketAuthError(WS_CLOSE_FORBIDDEN, f"This needs the {self.min_role} role")
+        return user
+
+    def __repr__(self) -> str:
+        return f"require_ws_role({self.min_role})"
+
+
+@cache
+def require_ws_role(role: Role) -> WSRoleRequirement:
+    return WSRoleRequirement(role)
+
+
+WSViewerUser = Annotated[User, Depends(require_ws_role(Role.viewer))]
+WSOperatorUser = Annotated[User, Depends(require_ws_role(Role.operator))]
+WSAdminUser = Annotated[User, Depends(require_ws_role(Role.admin))]
+
+
+# --- rate limits -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RateLimitGuard:
+    """Counts attempts against one limit: per client IP when the dependency runs, and per
+    username when the route calls `check_username()` (it knows the name only after parsing)."""
+
+    limiter: RateLimiter
+    item: RateLimitItem
+    scope: str
+    ip: str
+
+    async def _hit(self, kind: str, value: str) -> None:
+        decision = await self.limiter.hit(self.item, self.scope, kind, value)
+        if not decision.allowed:
+            log.info("auth.rate_limited", scope=self.scope, by=kind)
+            raise RateLimitedError(decision.retry_after)
+
+    async def check_ip(self) -> None:
+        await self._hit("ip", self.ip)
+
+    async def check_username(self, username: str) -> None:
+        await self._hit("user", username_key(username))
+
+
+def _guard(request: Request, scope: str, limit: str) -> RateLimitGuard:
+    settings: Settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.rate_limiter
+    peer = request.client.host if request.client else None
+    ip = client_ip(peer, request.headers, TrustedProxies(settings.FORWARDED_ALLOW_IPS))
+    return RateLimitGuard(limiter=limiter, item=RateLimiter.parse(limit), scope=scope, ip=ip)
+
+
+async def login_rate_limit(request: Request) -> RateLimitGuard:
+    guard = _guard(request, "login", request.app.state.settings.RATE_LIMIT_LOGIN)
+    await guard.check_ip()
+    return guard
+
+
+async def refresh_rate_limit(request: Request) -> RateLimitGuard:
+    guard = _guard(request, "refresh", request.app.state.settings.RATE_LIMIT_REFRESH)
+    await guard.check_ip()
+    return guard
+
+
+LoginRateLimit = Annotated[RateLimitGuard, Depends(login_rate_limit)]
+RefreshRateLimit = Annotated[RateLimitGuard, Depends(refresh_rate_limit)]
