@@ -1,0 +1,223 @@
+"""Auth: `/api/v1/auth` (login, token refresh and logout, own account, registration)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from app.api.deps import (
+    AdminUser,
+    AppSettingsDep,
+    LoginRateLimit,
+    RefreshRateLimit,
+    SessionDep,
+    ViewerUser,
+)
+from app.core.security import PASSWORD_MAX_LENGTH
+from app.schemas.auth import (
+    LoginRequest,
+    LogoutRequest,
+    PasswordChange,
+    RefreshRequest,
+    TokenPair,
+)
+from app.schemas.common import ErrorBody
+from app.schemas.users import UserCreate, UserPublic
+from app.services import auth as service
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_MESSAGES = {
+    400: "The current password is wrong",
+    401: "Missing, invalid or expired token, or wrong credentials",
+    403: "Role too low",
+    409: "The username is taken (names are compared regardless of case)",
+    413: "Body too large",
+    415: "Not a form",
+    422: "Invalid body",
+    429: "Too many attempts; see `Retry-After`",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorBody, "description": _MESSAGES[code]} for code in codes}
+
+
+def _pair(pair: service.TokenPair) -> TokenPair:
+    return TokenPair(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    summary="Log in",
+    description="Trade a username and password for an access token (short-lived, for "
+    "`Authorization: Bearer`) and a refresh token (single use, for `POST /auth/refresh`). "
+    "A wrong name and a wrong password get the same 401. Rate-limited per client IP and per "
+    "username (`RATE_LIMIT_LOGIN`): 429 with `Retry-After`. Public.",
+    responses=_errors(401, 422, 429),
+)
+async def login(
+    body: LoginRequest, session: SessionDep, settings: AppSettingsDep, limit: LoginRateLimit
+) -> TokenPair:
+    await limit.check_username(body.username)
+    pair = await service.login(session, settings, username=body.username, password=body.password)
+    return _pair(pair)
+
+
+_FORM_MAX_BYTES = 8192
+_TOKEN_FORM_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password"]},
+                        "username": {"type": "string", "maxLength": 64},
+                        "password": {
+                            "type": "string",
+                            "format": "password",
+                            "maxLength": PASSWORD_MAX_LENGTH,
+                        },
+                        "scope": {"type": "string", "default": ""},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    """A small urlencoded form, read without python-multipart."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        raise HTTPException(415, "Send an application/x-www-form-urlencoded form")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > _FORM_MAX_BYTES:
+            raise HTTPException(413, "Form too large")
+    fields = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[0] for key, values in fields.items() if values}
+
+
+@router.post(
+    "/token",
+    response_model=TokenPair,
+    summary="Log in with a form (OAuth2 password flow, for Swagger's Authorize)",
+    description="The same as `POST /auth/login`, with the credentials as an "
+    "`application/x-www-form-urlencoded` form (`username`, `password`, optionally "
+    "`grant_type=password`). This is what the **Authorize** button of `/docs` calls: enter "
+    "your username and password there (leave client id and secret empty) and every request "
+    "from the page carries the access token. Same rate limit as login. Public.",
+    responses=_errors(401, 413, 415, 422, 429),
+    openapi_extra=_TOKEN_FORM_SCHEMA,
+)
+async def token(
+    request: Request, session: SessionDep, settings: AppSettingsDep, limit: LoginRateLimit
+) -> TokenPair:
+    form = await _read_form(request)
+    try:
+        credentials = LoginRequest.model_validate(
+            {"username": form.get("username", ""), "password": form.get("password", "")}
+        )
+    except ValueError:
+        raise HTTPException(422, "Form fields `username` and `password` are required") from None
+    if form.get("grant_type", "password") != "password":
+        raise HTTPException(422, "Only grant_type=password is supported")
+    await limit.check_username(credentials.username)
+    pair = await service.login(
+        session, settings, username=credentials.username, password=credentials.password
+    )
+    return _pair(pair)
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary="Refresh the tokens",
+    description="Trade a refresh token for a new pair. The presented token is spent "
+    "(rotation); presenting a spent token again revokes every token of that login (reuse "
+    "means it was stolen) and gets a 401. Access tokens are refused here. Rate-limited per "
+    "client IP (`RATE_LIMIT_REFRESH`). Public.",
+    responses=_errors(401, 422, 429),
+)
+async def refresh(
+    body: RefreshRequest, session: SessionDep, settings: AppSettingsDep, _: RefreshRateLimit
+) -> TokenPair:
+    pair = await service.refresh(session, settings, refresh_token=body.refresh_token)
+    return _pair(pair)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Log out",
+    description="Revoke the given refresh token and every token rotated from the same login. "
+    "The access token lives on until it expires (keep it short: "
+    "`JWT_ACCESS_TOKEN_EXPIRE_MINUTES`); a password change cuts off everything at once. "
+    "Viewer.",
+    responses=_errors(401, 422),
+)
+async def logout(
+    body: LogoutRequest, user: ViewerUser, session: SessionDep, settings: AppSettingsDep
+) -> Response:
+    await service.logout(session, settings, user_id=user.id, refresh_token=body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/me",
+    response_model=UserPublic,
+    summary="Who am I",
+    description="The current user, as the database has it now. Viewer.",
+    responses=_errors(401),
+)
+async def me(user: ViewerUser) -> UserPublic:
+    return UserPublic.model_validate(user)
+
+
+@router.put(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change my password",
+    description="Needs the current password (400 when wrong; attempts count against the "
+    "login rate limit). Every token issued so far, this one included, stops working: log in "
+    "again. Viewer.",
+    responses=_errors(400, 401, 422, 429),
+)
+async def change_password(
+    body: PasswordChange, user: ViewerUser, session: SessionDep, limit: LoginRateLimit
+) -> Response:
+    await limit.check_username(user.username)
+    await service.change_password(
+        session,
+        user_id=user.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/register",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a user",
+    description="Create a user with a role (default `viewer`). 409 when the name is taken, "
+    "in any case (`Alice` and `alice` are one name). Admin.",
+    responses=_errors(401, 403, 409, 422),
+)
+async def register(body: UserCreate, _: AdminUser, session: SessionDep) -> UserPublic:
+    user = await service.register(
+        session, username=body.username, password=body.password, role=body.role
+    )
+    return UserPublic.model_validate(user)

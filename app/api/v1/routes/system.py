@@ -1,0 +1,55 @@
+"""System: `/api/v1/system` (viewer): facts about the LXD server and the connection to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.deps import LXDDep, ViewerUser
+from app.api.health import LXDHealth, lxd_health
+from app.schemas.common import ErrorBody
+from app.schemas.system import SystemInfo
+from app.services.lxd_client import API_PREFIX
+
+router = APIRouter(prefix="/system", tags=["system"])
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    messages = {
+        401: "Missing or invalid token",
+        503: "LXD is unreachable",
+        504: "LXD did not answer in time",
+    }
+    return {code: {"model": ErrorBody, "description": messages[code]} for code in codes}
+
+
+@router.get(
+    "/info",
+    response_model=SystemInfo,
+    summary="LXD server facts",
+    description="From LXD's `GET /1.0`: API and server versions, the number of API "
+    "extensions, storage and kernel facts, OS, architectures. Only these fields are passed "
+    "on: never LXD's certificate, keys, addresses or server config. Viewer.",
+    responses=_errors(401, 503, 504),
+)
+async def system_info(_: ViewerUser, lxd: LXDDep) -> SystemInfo:
+    response = await lxd.get(API_PREFIX)
+    server = response.metadata if isinstance(response.metadata, dict) else {}
+    return SystemInfo.from_lxd(server, connection_mode=str(lxd.mode))
+
+
+@router.get(
+    "/health",
+    response_model=LXDHealth,
+    summary="LXD connection health",
+    description="The LXD part of `GET /health`: 200 when LXD answers, 503 with the reason "
+    "when it does not. Viewer.",
+    responses={401: _errors(401)[401], 503: {"model": LXDHealth, "description": "LXD is down"}},
+)
+async def system_health(_: ViewerUser, lxd: LXDDep) -> JSONResponse:
+    state = await lxd_health(lxd)
+    return JSONResponse(
+        state.model_dump(exclude_none=True), status_code=200 if state.status == "ok" else 503
+    )
