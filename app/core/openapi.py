@@ -17,4 +17,10 @@ async operations, exec and console over WebSocket, snapshots and backups.
 
 OPENAPI_TAGS: list[dict[str, str]] = [
     {"name": "health", "description": "Liveness and a deep check of the LXD connection."},
+    {
+        "name": "projects",
+        "description": "LXD projects: CRUD, rename (an operation; empty projects only), resource "
+        "usage. PATCH merges config on every LXD version. The default project cannot be "
+        "deleted or renamed (409).",
+    },
 ]

@@ -1,0 +1,209 @@
+"""Projects: `/api/v1/projects` (viewer reads, admin writes)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Response, status
+from fastapi.responses import JSONResponse
+
+from app.api.deps import AdminUser, ListParams, LXDDep, ViewerUser, WaitParams
+from app.api.operations import ACCEPTED_RESPONSES, operation_answer
+from app.schemas.common import PROJECT_PATTERN, ErrorBody, OperationRef, Page
+from app.schemas.projects import (
+    ProjectCreate,
+    ProjectPatch,
+    ProjectPublic,
+    ProjectPut,
+    ProjectRename,
+    ProjectState,
+)
+from app.services import projects as service
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+
+ProjectPath = Annotated[
+    str, Path(pattern=PROJECT_PATTERN, description="Project name", examples=["staging"])
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Only write if the project's ETag (from a GET) still matches: 412 otherwise",
+    ),
+]
+
+_MESSAGES = {
+    400: "LXD refused the input (e.g. an unknown config key)",
+    403: "Role too low",
+    404: "No such project",
+    409: "Name taken, the default project, or a project that is not empty",
+    412: "`If-Match` does not match the project's current ETag",
+    422: "Invalid name or body",
+    503: "LXD is unreachable",
+    504: "LXD did not answer in time",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    return {
+        code: {"model": ErrorBody, "description": _MESSAGES[code]}
+        for code in (403, *codes, 503, 504)
+    }
+
+
+def _with_etag(response: Response, etag: str | None) -> None:
+    if etag:
+        response.headers["ETag"] = etag
+
+
+@router.get(
+    "",
+    response_model=Page[ProjectPublic | str],
+    summary="List projects",
+    description="`GET /1.0/projects` (`recursion=1` unless `expand=false`, which lists names). "
+    "Paged here with `limit`/`offset`. Role: viewer. Synchronous.",
+    responses=_errors(400),
+)
+async def list_projects(lxd: LXDDep, params: ListParams, user: ViewerUser) -> dict[str, object]:
+    return await service.list_projects(
+        lxd,
+        expand=params.expand,
+        filter_=params.filter,
+        limit=params.limit,
+        offset=params.offset,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProjectPublic,
+    summary="Create a project",
+    description="`POST /1.0/projects`, then reads it back. Features not given are enabled, as "
+    "LXD does. Answers 201 with the project, its `Location` and `ETag`; 409 if the name is "
+    "taken. Role: admin. Synchronous.",
+    responses=_errors(400, 409, 422),
+)
+async def create_project(
+    body: ProjectCreate, lxd: LXDDep, response: Response, user: AdminUser
+) -> dict[str, object]:
+    project, etag = await service.create_project(
+        lxd, name=body.name, description=body.description, config=body.config
+    )
+    response.headers["Location"] = f"/api/v1/projects/{body.name}"
+    _with_etag(response, etag)
+    return project
+
+
+@router.get(
+    "/{project}",
+    response_model=ProjectPublic,
+    summary="Get a project",
+    description="`GET /1.0/projects/{project}`; the `ETag` header is what `If-Match` takes on "
+    "PUT/PATCH. Role: viewer. Synchronous.",
+    responses=_errors(404, 422),
+)
+async def get_project(
+    project: ProjectPath, lxd: LXDDep, response: Response, user: ViewerUser
+) -> dict[str, object]:
+    data, etag = await service.get_project(lxd, name=project)
+    _with_etag(response, etag)
+    return data
+
+
+@router.get(
+    "/{project}/state",
+    response_model=ProjectState,
+    summary="Get a project's resource usage",
+    description="`GET /1.0/projects/{project}/state`: usage against each limit (`-1`: none). "
+    "Role: viewer. Synchronous.",
+    responses=_errors(404, 422),
+)
+async def get_project_state(
+    project: ProjectPath, lxd: LXDDep, user: ViewerUser
+) -> dict[str, object]:
+    return await service.get_project_state(lxd, name=project)
+
+
+@router.put(
+    "/{project}",
+    response_model=ProjectPublic,
+    summary="Replace a project's description and config",
+    description="`PUT /1.0/projects/{project}`: config keys left out are removed (features "
+    "included; LXD changes features only on empty projects). `If-Match` is passed on (412 on "
+    "mismatch). Answers the project as it now is. Role: admin. Synchronous.",
+    responses=_errors(400, 404, 412, 422),
+)
+async def replace_project(
+    project: ProjectPath,
+    body: ProjectPut,
+    lxd: LXDDep,
+    response: Response,
+    user: AdminUser,
+    if_match: IfMatch = None,
+) -> dict[str, object]:
+    data, etag = await service.replace_project(
+        lxd, name=project, description=body.description, config=body.config, if_match=if_match
+    )
+    _with_etag(response, etag)
+    return data
+
+
+@router.patch(
+    "/{project}",
+    response_model=ProjectPublic,
+    summary="Update part of a project",
+    description="Merges `config` into the project's config (`null` removes a key) and replaces "
+    "`description` if given. Done as `GET` + `PUT /1.0/projects/{project}` with `If-Match`, "
+    "because LXD 5.0's PATCH replaces the whole config; a concurrent change is retried. With "
+    "the client's own `If-Match`, a mismatch is a 412 instead. Role: admin. Synchronous.",
+    responses=_errors(400, 404, 412, 422),
+)
+async def patch_project(
+    project: ProjectPath,
+    body: ProjectPatch,
+    lxd: LXDDep,
+    response: Response,
+    user: AdminUser,
+    if_match: IfMatch = None,
+) -> dict[str, object]:
+    data, etag = await service.patch_project(
+        lxd, name=project, description=body.description, config=body.config, if_match=if_match
+    )
+    _with_etag(response, etag)
+    return data
+
+
+@router.post(
+    "/{project}/rename",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OperationRef,
+    summary="Rename a project",
+    description="`POST /1.0/projects/{project}` `{name}`: an LXD operation (202 + reference; "
+    "`?wait=true` answers 200 with the finished operation). Only an empty project can be "
+    "renamed (409 otherwise, naming what uses it); the default project never (409); a taken "
+    "name is a 409. Role: admin. Asynchronous.",
+    responses={**ACCEPTED_RESPONSES, 200: {"description": "With `wait=true`: the operation"}}
+    | _errors(404, 409, 422),
+)
+async def rename_project(
+    project: ProjectPath, body: ProjectRename, lxd: LXDDep, wait: WaitParams, user: AdminUser
+) -> JSONResponse:
+    started = await service.rename_project(lxd, name=project, new_name=body.name)
+    return await operation_answer(lxd, started, wait)
+
+
+@router.delete(
+    "/{project}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a project",
+    description="`DELETE /1.0/projects/{project}`. Only an empty project can be deleted (409 "
+    "otherwise, naming what uses it); the default project never (409). Role: admin. "
+    "Synchronous.",
+    responses=_errors(404, 409, 422),
+)
+async def delete_project(project: ProjectPath, lxd: LXDDep, user: AdminUser) -> Response:
+    await service.delete_project(lxd, name=project)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
