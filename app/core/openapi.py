@@ -23,4 +23,23 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "usage. PATCH merges config on every LXD version. The default project cannot be "
         "deleted or renamed (409).",
     },
+    {
+        "name": "instances",
+        "description": "Containers and VMs: list (filter, paging, `instance-type`), create "
+        "(`start: true` creates, then starts), get with `ETag`, PUT/PATCH with `If-Match` (412 "
+        "when stale), rename, delete (`force=true` stops first), runtime state, lifecycle "
+        "(`PUT .../state` and the start/stop/restart/freeze/unfreeze shortcuts), log files and "
+        "the console log (text). Changes are LXD operations: 202 + reference, or `wait=true`.",
+    },
+    {
+        "name": "snapshots",
+        "description": "Instance snapshots: create (stateful, expiry), rename or change the "
+        "expiry (PATCH), delete, restore. All are LXD operations (202, or `wait=true`).",
+    },
+    {
+        "name": "backups",
+        "description": "Instance backups: create (compression, instance only, optimized "
+        "storage; an operation), delete, and export: the tarball streams from LXD to the "
+        "client with `Content-Length` and a `Content-Disposition` file name.",
+    },
 ]

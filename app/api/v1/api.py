@@ -5,7 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.v1.routes.auth import router as auth_router
+from app.api.v1.routes.backups import router as backups_router
+from app.api.v1.routes.instance_lifecycle import router as instance_lifecycle_router
+from app.api.v1.routes.instance_logs import router as instance_logs_router
+from app.api.v1.routes.instances import router as instances_router
 from app.api.v1.routes.projects import router as projects_router
+from app.api.v1.routes.snapshots import router as snapshots_router
 from app.api.v1.routes.system import router as system_router
 from app.api.v1.routes.users import router as users_router
 
@@ -14,3 +19,8 @@ v1_router.include_router(auth_router)
 v1_router.include_router(users_router)
 v1_router.include_router(system_router)
 v1_router.include_router(projects_router)
+v1_router.include_router(instances_router)
+v1_router.include_router(instance_lifecycle_router)
+v1_router.include_router(instance_logs_router)
+v1_router.include_router(snapshots_router)
+v1_router.include_router(backups_router)

@@ -1,0 +1,153 @@
+"""Backups: `/api/v1/instances/{name}/backups` (viewer reads; operator creates, deletes,
+exports). The export streams LXD's tarball to the client chunk by chunk."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
+from app.api.operations import operation_answer
+from app.api.v1.routes.instances import ASYNC_RESPONSES, errors
+from app.schemas.backups import BackupCreate, BackupPublic
+from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
+from app.services import backups as service
+from app.services.backups import archive_extension
+from app.services.instances import Download
+
+router = APIRouter(prefix="/instances/{name}/backups", tags=["backups"])
+
+BackupName = Annotated[
+    str, Path(pattern=NAME_PATTERN, description="Backup name", examples=["weekly"])
+]
+
+
+class DownloadResponse(StreamingResponse):
+    """Streams a `Download` and closes the upstream LXD stream however the response ends: fully
+    sent, failed, or abandoned by a client that went away."""
+
+    def __init__(
+        self, download: Download, *, media_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        merged = dict(headers or {})
+        if download.content_length is not None:
+            merged["Content-Length"] = download.content_length
+        super().__init__(download.chunks(), media_type=media_type, headers=merged)
+        self.download = download
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.download.aclose()
+
+
+@router.get(
+    "",
+    response_model=Page[BackupPublic | str],
+    summary="List an instance's backups",
+    description="`GET /1.0/instances/{name}/backups` with `recursion=1` (`expand=false`: names "
+    "only), paged here with `limit`/`offset`. Role: viewer. Synchronous.",
+    responses=errors(),
+)
+async def list_backups(
+    name: InstanceName, lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+) -> JSONResponse:
+    body = await service.list_backups(
+        lxd,
+        name=name,
+        project=project,
+        expand=params.expand,
+        limit=params.limit,
+        offset=params.offset,
+    )
+    return JSONResponse(body)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=OperationRef,
+    summary="Create a backup",
+    description="`POST /1.0/instances/{name}/backups` `{name, expires_at, instance_only, "
+    "optimized_storage, compression_algorithm}` (async: LXD writes the tarball on the server). "
+    "A taken name is a 409 before anything starts. 202 with the operation reference, or with "
+    "`wait=true` the finished operation. Role: operator.",
+    responses={**ASYNC_RESPONSES, **errors(400, 409)},
+)
+async def create_backup(
+    name: InstanceName,
+    body: BackupCreate,
+    lxd: LXDDep,
+    project: ProjectDep,
+    wait: WaitParams,
+    user: OperatorUser,
+) -> JSONResponse:
+    response = await service.create_backup(
+        lxd, name=name, project=project, body=body.model_dump(mode="json", exclude_none=True)
+    )
+    return await operation_answer(lxd, response, wait)
+
+
+@router.get(
+    "/{backup}",
+    response_model=BackupPublic,
+    summary="Get a backup",
+    description="`GET /1.0/instances/{name}/backups/{backup}`. Role: viewer. Synchronous.",
+    responses=errors(),
+)
+async def get_backup(
+    name: InstanceName, backup: BackupName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+) -> JSONResponse:
+    return JSONResponse(await service.get_backup(lxd, name=name, backup=backup, project=project))
+
+
+@router.delete(
+    "/{backup}",
+    status_code=202,
+    response_model=OperationRef,
+    summary="Delete a backup",
+    description="`DELETE /1.0/instances/{name}/backups/{backup}` (async). Role: operator.",
+    responses={**ASYNC_RESPONSES, **errors()},
+)
+async def delete_backup(
+    name: InstanceName,
+    backup: BackupName,
+    lxd: LXDDep,
+    project: ProjectDep,
+    wait: WaitParams,
+    user: OperatorUser,
+) -> JSONResponse:
+    response = await service.delete_backup(lxd, name=name, backup=backup, project=project)
+    return await operation_answer(lxd, response, wait)
+
+
+@router.get(
+    "/{backup}/export",
+    response_class=StreamingResponse,
+    summary="Download a backup",
+    description="`GET /1.0/instances/{name}/backups/{backup}/export`, streamed through as LXD "
+    "sends it: constant memory, `Content-Length` from LXD, `Content-Disposition: attachment; "
+    'filename="<instance>-<backup>.tar.gz"` (the extension follows the compression found in '
+    "the first bytes). A client that goes away closes the stream from LXD. Role: operator.",
+    responses={
+        200: {
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            "description": "The backup tarball",
+        },
+        **errors(),
+    },
+)
+async def export_backup(
+    name: InstanceName, backup: BackupName, lxd: LXDDep, project: ProjectDep, user: OperatorUser
+) -> Response:
+    download = await service.open_export(lxd, name=name, backup=backup, project=project)
+    filename = f"{name}-{backup}.{archive_extension(download.first)}"
+    return DownloadResponse(
+        download,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,246 @@
+"""Instances: `/api/v1/instances` (viewer reads; operator creates, changes, renames, deletes).
+
+Lifecycle (`/state`, start/stop/...) is in `instance_lifecycle.py`, logs in `instance_logs.py`.
+LXD objects are answered as LXD sent them (`JSONResponse`); `response_model` documents them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
+from app.api.operations import ACCEPTED_RESPONSES, operation_answer
+from app.schemas.common import ErrorBody, InstanceName, OperationRef, Page
+from app.schemas.instances import (
+    InstanceCreate,
+    InstancePatch,
+    InstancePublic,
+    InstanceRename,
+    InstanceState,
+    InstanceUpdate,
+)
+from app.services import instances as service
+
+router = APIRouter(prefix="/instances", tags=["instances"])
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Write only if the instance's ETag (from a GET) still matches: 412 otherwise",
+    ),
+]
+
+_MESSAGES = {
+    400: "LXD refused the input or the transition (LXD's reason in `detail`)",
+    401: "No or invalid token",
+    403: "Role too low",
+    404: "No such instance, project or object",
+    409: "Name taken, or the instance is in the wrong state for this",
+    412: "`If-Match` does not match the instance's current ETag",
+    422: "Invalid name, body or query",
+    502: "LXD failed (its message in `detail`)",
+    503: "LXD is unreachable",
+    504: "LXD did not answer (or the operation did not end) in time",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    """`responses=` for a route: the errors it can answer, in the common error shape."""
+    return {
+        code: {"model": ErrorBody, "description": _MESSAGES[code]}
+        for code in sorted({401, 403, 404, 422, *codes, 502, 503, 504})
+    }
+
+
+# A route that starts an LXD operation: 202 + reference, or 200 + the operation with `wait=true`.
+ASYNC_RESPONSES: dict[int | str, dict[str, object]] = {
+    **ACCEPTED_RESPONSES,
+    200: {
+        "description": "With `wait=true`: the finished LXD operation (websocket secrets removed)"
+    },
+}
+
+
+def _lxd_json(body: object, etag: str | None = None) -> JSONResponse:
+    return JSONResponse(body, headers={"ETag": etag} if etag else None)
+
+
+@router.get(
+    "",
+    response_model=Page[InstancePublic | str],
+    summary="List instances",
+    description="`GET /1.0/instances` with `recursion=1` (`expand=false`: names only), "
+    "`filter` passed through (e.g. `status eq Running`), `instance-type` to keep containers or "
+    "VMs; paged here with `limit`/`offset`. An unknown project is a 404. Role: viewer. "
+    "Synchronous.",
+    responses=errors(400),
+)
+async def list_instances(
+    lxd: LXDDep,
+    project: ProjectDep,
+    params: ListParams,
+    user: ViewerUser,
+    instance_type: Annotated[
+        Literal["container", "virtual-machine"] | None,
+        Query(alias="instance-type", description="Only containers or only virtual machines"),
+    ] = None,
+) -> JSONResponse:
+    body = await service.list_instances(
+        lxd,
+        project=project,
+        expand=params.expand,
+        filter_=params.filter,
+        limit=params.limit,
+        offset=params.offset,
+        instance_type=instance_type,
+    )
+    return JSONResponse(body)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=OperationRef,
+    summary="Create an instance",
+    description="`POST /1.0/instances` (async): 202 with the operation reference, or with "
+    "`wait=true` the finished operation. A taken name is a 409 before anything starts. "
+    "With `start: true` the instance is created first (the request waits for the creation, at "
+    "most `timeout` seconds) and then started, as `lxc launch` does: the 202 then points at the "
+    "**start** operation (LXD 5.0 has no create-and-start of its own). Role: operator.",
+    responses={**ASYNC_RESPONSES, **errors(400, 409)},
+)
+async def create_instance(
+    body: InstanceCreate, lxd: LXDDep, project: ProjectDep, wait: WaitParams, user: OperatorUser
+) -> JSONResponse:
+    response = await service.create_instance(
+        lxd, project=project, body=body.lxd_body(), start=body.start, timeout=wait.timeout
+    )
+    return await operation_answer(lxd, response, wait)
+
+
+@router.get(
+    "/{name}",
+    response_model=InstancePublic,
+    summary="Get an instance",
+    description="`GET /1.0/instances/{name}`. LXD's ETag comes back as `ETag`: send it as "
+    "`If-Match` on PUT/PATCH to refuse a stale write. Role: viewer. Synchronous.",
+    responses=errors(),
+)
+async def get_instance(
+    name: InstanceName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+) -> JSONResponse:
+    instance, etag = await service.get_instance(lxd, name=name, project=project)
+    return _lxd_json(instance, etag)
+
+
+@router.put(
+    "/{name}",
+    status_code=202,
+    response_model=OperationRef,
+    summary="Replace an instance's configuration",
+    description="`PUT /1.0/instances/{name}` (async in LXD): replaces config, devices, profiles, "
+    "description, ephemeral. `If-Match` is passed to LXD (a stale ETag is a 412). 202 with the "
+    "operation reference, or with `wait=true` the finished operation. Role: operator.",
+    responses={**ASYNC_RESPONSES, **errors(400, 412)},
+)
+async def replace_instance(
+    name: InstanceName,
+    body: InstanceUpdate,
+    lxd: LXDDep,
+    project: ProjectDep,
+    wait: WaitParams,
+    user: OperatorUser,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    response = await service.update_instance(
+        lxd, name=name, project=project, body=body.lxd_body(), if_match=if_match, replace=True
+    )
+    return await operation_answer(lxd, response, wait)
+
+
+@router.patch(
+    "/{name}",
+    response_model=InstancePublic,
+    summary="Update an instance's configuration",
+    description="`PATCH /1.0/instances/{name}` (synchronous in LXD): merges config and devices "
+    "key by key. `If-Match` is passed to LXD (a stale ETag is a 412). Answers the updated "
+    "instance with its new `ETag`. Role: operator.",
+    responses=errors(400, 412),
+)
+async def patch_instance(
+    name: InstanceName,
+    body: InstancePatch,
+    lxd: LXDDep,
+    project: ProjectDep,
+    user: OperatorUser,
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    await service.update_instance(
+        lxd, name=name, project=project, body=body.lxd_body(), if_match=if_match, replace=False
+    )
+    instance, etag = await service.get_instance(lxd, name=name, project=project)
+    return _lxd_json(instance, etag)
+
+
+@router.delete(
+    "/{name}",
+    status_code=202,
+    response_model=OperationRef,
+    summary="Delete an instance",
+    description="`DELETE /1.0/instances/{name}` (async). A running instance is a 409 unless "
+    "`force=true`, which first stops it hard (`PUT .../state {action: stop, force: true}`, "
+    "waited for) and then deletes it. 202 with the operation reference, or with `wait=true` "
+    "the finished operation. Role: operator.",
+    responses={**ASYNC_RESPONSES, **errors(409)},
+)
+async def delete_instance(
+    name: InstanceName,
+    lxd: LXDDep,
+    project: ProjectDep,
+    wait: WaitParams,
+    user: OperatorUser,
+    force: Annotated[bool, Query(description="Stop a running instance first")] = False,
+) -> JSONResponse:
+    response = await service.delete_instance(
+        lxd, name=name, project=project, force=force, timeout=wait.timeout
+    )
+    return await operation_answer(lxd, response, wait)
+
+
+@router.post(
+    "/{name}/rename",
+    status_code=202,
+    response_model=OperationRef,
+    summary="Rename an instance",
+    description="`POST /1.0/instances/{name}` `{name}` (async). The instance must be stopped "
+    "(409 otherwise) and the new name free (409). Role: operator.",
+    responses={**ASYNC_RESPONSES, **errors(409)},
+)
+async def rename_instance(
+    name: InstanceName,
+    body: InstanceRename,
+    lxd: LXDDep,
+    project: ProjectDep,
+    wait: WaitParams,
+    user: OperatorUser,
+) -> JSONResponse:
+    response = await service.rename_instance(lxd, name=name, project=project, new_name=body.name)
+    return await operation_answer(lxd, response, wait)
+
+
+@router.get(
+    "/{name}/state",
+    response_model=InstanceState,
+    summary="Get an instance's runtime state",
+    description="`GET /1.0/instances/{name}/state`: status, cpu, memory, disk, network "
+    "interfaces with their addresses, pid, processes. Role: viewer. Synchronous.",
+    responses=errors(),
+)
+async def get_instance_state(
+    name: InstanceName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+) -> JSONResponse:
+    return JSONResponse(await service.get_state(lxd, name=name, project=project))

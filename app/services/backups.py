@@ -1,0 +1,106 @@
+"""Instance backups: list, get, create, delete, and export (a streamed `Download`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.services.exceptions import ConflictError, LXDNotFound
+from app.services.instances import Download, list_by_name, open_download
+from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
+
+# Magic numbers of what LXD can hand out as a backup (by `compression_algorithm`).
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "tar.gz"),
+    (b"BZh", "tar.bz2"),
+    (b"\xfd7zXZ\x00", "tar.xz"),
+    (b"\x28\xb5\x2f\xfd", "tar.zst"),
+    (b"\x04\x22\x4d\x18", "tar.lz4"),
+    (b"\x89LZO", "tar.lzo"),
+    (b"\x5d\x00\x00", "tar.lzma"),
+    (b"hsqs", "squashfs"),
+)
+_TAR_MAGIC_OFFSET = 257
+
+
+def archive_extension(head: bytes) -> str:
+    """The file extension a backup's first bytes call for."""
+    for magic, extension in _MAGIC:
+        if head.startswith(magic):
+            return extension
+    if head[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5] == b"ustar":
+        return "tar"
+    return "backup"
+
+
+def _not_found(name: str, backup: str | None, project: str) -> LXDNotFound:
+    if backup is None:
+        return LXDNotFound(f"Instance {name!r} not found in project {project!r}")
+    return LXDNotFound(f"Backup {backup!r} of instance {name!r} not found in project {project!r}")
+
+
+async def list_backups(
+    lxd: LXDClient,
+    *,
+    name: str,
+    project: str,
+    expand: bool,
+    limit: int | None,
+    offset: int,
+) -> dict[str, Any]:
+    try:
+        return await list_by_name(
+            lxd,
+            lxd_path("instances", name, "backups"),
+            project=project,
+            expand=expand,
+            limit=limit,
+            offset=offset,
+        )
+    except LXDNotFound as exc:
+        raise _not_found(name, None, project) from exc
+
+
+async def get_backup(lxd: LXDClient, *, name: str, backup: str, project: str) -> dict[str, Any]:
+    try:
+        response = await lxd.get(lxd_path("instances", name, "backups", backup), project=project)
+    except LXDNotFound as exc:
+        raise _not_found(name, backup, project) from exc
+    return dict(response.metadata or {})
+
+
+async def create_backup(
+    lxd: LXDClient, *, name: str, project: str, body: dict[str, Any]
+) -> LXDResponse:
+    """POST /1.0/instances/{name}/backups (async). A taken name is refused before LXD starts
+    an operation that can only fail."""
+    backup = body.get("name")
+    if backup:
+        try:
+            await lxd.get(lxd_path("instances", name, "backups", backup), project=project)
+        except LXDNotFound:
+            pass
+        else:
+            raise ConflictError(f"Backup {backup!r} of instance {name!r} already exists")
+    try:
+        return await lxd.post(
+            lxd_path("instances", name, "backups"), project=project, json_body=body
+        )
+    except LXDNotFound as exc:
+        raise _not_found(name, None, project) from exc
+
+
+async def delete_backup(lxd: LXDClient, *, name: str, backup: str, project: str) -> LXDResponse:
+    try:
+        return await lxd.delete(lxd_path("instances", name, "backups", backup), project=project)
+    except LXDNotFound as exc:
+        raise _not_found(name, backup, project) from exc
+
+
+async def open_export(lxd: LXDClient, *, name: str, backup: str, project: str) -> Download:
+    """GET /1.0/instances/{name}/backups/{backup}/export, opened and peeked (for the file
+    extension); the caller streams the rest."""
+    path = lxd_path("instances", name, "backups", backup, "export")
+    try:
+        return await open_download(lxd, path, project=project, peek=True)
+    except LXDNotFound as exc:
+        raise _not_found(name, backup, project) from exc

@@ -1,0 +1,431 @@
+"""Instances against the real LXD, in both connection modes: list, get, create, update,
+rename, delete, and bad input. What changed is read back from LXD with `lxd_raw`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import create_instance, delete_instance
+from tests.lxd_sandbox import LXDEnv
+
+API = "/api/v1/instances"
+Headers = Callable[..., dict[str, str]]
+
+
+async def wait_ref(raw: httpx.AsyncClient, reply: httpx.Response, timeout: int = 60) -> Any:
+    """Wait (straight on LXD) for the operation a 202 of ours points at."""
+    assert reply.status_code == 202, reply.text
+    ref = reply.json()
+    assert set(ref) == {"operation_id", "operation_url", "poll_url", "wait_url"}
+    assert ref["poll_url"] == f"/api/v1/operations/{ref['operation_id']}"
+    done = await raw.get(f"{ref['operation_url']}/wait", params={"timeout": timeout})
+    return done.json()["metadata"]
+
+
+async def lxd_instance(raw: httpx.AsyncClient, name: str, project: str = "default") -> Any:
+    reply = await raw.get(f"/1.0/instances/{name}", params={"project": project})
+    return reply.json() if reply.status_code == 200 else None
+
+
+@pytest.fixture
+async def names(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
+    """Names of instances a test creates through the API; deleted afterwards whatever happens."""
+    created: list[str] = []
+    try:
+        yield created
+    finally:
+        for name in created:
+            await delete_instance(lxd_raw, name)
+
+
+# --- lists --------------------------------------------------------------------------------------
+@pytest.fixture
+async def trio(lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv) -> AsyncIterator[list[str]]:
+    """Three instances sharing a unique prefix: the first one running."""
+    prefix = f"ls{uuid.uuid4().hex[:6]}"
+    made = [f"{prefix}-{i}" for i in range(3)]
+    try:
+        for i, name in enumerate(made):
+            await create_instance(lxd_raw, name, image=lxd_env.image_alias, start=i == 0)
+        yield made
+    finally:
+        for name in made:
+            await delete_instance(lxd_raw, name)
+
+
+async def test_list_paging_filter_and_names(
+    client: httpx.AsyncClient, auth_headers: Headers, trio: list[str]
+) -> None:
+    prefix = trio[0].rsplit("-", 1)[0]
+    headers = auth_headers("viewer")
+    everything = await client.get(API, params={"filter": f"name eq {prefix}-.*"}, headers=headers)
+    assert everything.status_code == 200, everything.text
+    body = everything.json()
+    assert body["total"] == 3
+    assert body["limit"] is None
+    assert body["offset"] == 0
+    assert sorted(item["name"] for item in body["items"]) == trio
+    assert all("status" in item and "config" in item for item in body["items"])
+    order = [item["name"] for item in body["items"]]
+
+    page = await client.get(
+        API,
+        params={"filter": f"name eq {prefix}-.*", "limit": 2, "offset": 1, "expand": "false"},
+        headers=headers,
+    )
+    assert page.status_code == 200
+    assert page.json() == {"items": order[1:3], "total": 3, "limit": 2, "offset": 1}
+
+    running = await client.get(
+        API,
+        params={"filter": f"name eq {prefix}-.* and status eq Running", "expand": "false"},
+        headers=headers,
+    )
+    assert running.json()["items"] == [trio[0]]
+
+    containers = await client.get(
+        API,
+        params={"filter": f"name eq {prefix}-.*", "instance-type": "virtual-machine"},
+        headers=headers,
+    )
+    assert containers.status_code == 200
+    assert containers.json()["total"] == 0
+
+
+async def test_list_bad_query(client: httpx.AsyncClient, auth_headers: Headers) -> None:
+    headers = auth_headers("viewer")
+    for params in ({"limit": -1}, {"limit": 0}, {"offset": -1}, {"instance-type": "vm"}):
+        reply = await client.get(API, params=params, headers=headers)
+        assert reply.status_code == 422, params
+        assert reply.json()["code"] == "validation_error"
+    # LXD 5.0 answers a malformed filter with a 500: it is the client's mistake.
+    reply = await client.get(API, params={"filter": "name eq"}, headers=headers)
+    assert reply.status_code == 400
+    assert "filter" in reply.json()["detail"].lower()
+
+
+async def test_unknown_project_is_404(client: httpx.AsyncClient, auth_headers: Headers) -> None:
+    reply = await client.get(
+        API, params={"project": f"nope{uuid.uuid4().hex[:6]}"}, headers=auth_headers("viewer")
+    )
+    assert reply.status_code == 404
+    assert set(reply.json()) == {"detail", "code", "request_id"}
+    assert "project" in reply.json()["detail"].lower()
+
+
+@pytest.fixture
+async def project_p(lxd_raw: httpx.AsyncClient) -> AsyncIterator[str]:
+    """A project of our own that uses default's images and profiles."""
+    name = f"p{uuid.uuid4().hex[:8]}"
+    reply = await lxd_raw.post(
+        "/1.0/projects",
+        json={"name": name, "config": {"features.images": "false", "features.profiles": "false"}},
+    )
+    assert reply.status_code in {200, 201}, reply.text
+    try:
+        yield name
+    finally:
+        await lxd_raw.delete(f"/1.0/projects/{name}")
+
+
+async def test_project_scoping(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    lxd_env: LXDEnv,
+    project_p: str,
+) -> None:
+    name = f"pj{uuid.uuid4().hex[:8]}"
+    await create_instance(lxd_raw, name, image=lxd_env.image_alias, project=project_p, start=False)
+    try:
+        headers = auth_headers("viewer")
+        inside = await client.get(
+            API, params={"project": project_p, "expand": "false"}, headers=headers
+        )
+        assert inside.status_code == 200
+        assert inside.json()["items"] == [name]
+        outside = await client.get(
+            API, params={"filter": f"name eq {name}", "expand": "false"}, headers=headers
+        )
+        assert outside.json()["items"] == []
+        assert (await client.get(f"{API}/{name}", headers=headers)).status_code == 404
+        found = await client.get(f"{API}/{name}", params={"project": project_p}, headers=headers)
+        assert found.status_code == 200
+        assert found.json()["project"] == project_p
+    finally:
+        await delete_instance(lxd_raw, name, project=project_p)
+
+
+# --- get, create --------------------------------------------------------------------------------
+async def test_get_instance_and_state(
+    client: httpx.AsyncClient, auth_headers: Headers, instance: str
+) -> None:
+    headers = auth_headers("viewer")
+    reply = await client.get(f"{API}/{instance}", headers=headers)
+    assert reply.status_code == 200
+    assert reply.json()["name"] == instance
+    assert reply.json()["status"] == "Running"
+    assert reply.headers["etag"]
+    state = await client.get(f"{API}/{instance}/state", headers=headers)
+    assert state.status_code == 200
+    body = state.json()
+    assert body["status"] == "Running"
+    assert body["pid"] > 0
+    assert {"cpu", "memory", "disk", "network", "processes"} <= set(body)
+    assert "lo" in body["network"]
+    # busybox's init leaves lo down (no addresses), but every interface has the full shape.
+    assert {"addresses", "counters", "hwaddr", "mtu", "state"} <= set(body["network"]["lo"])
+
+
+async def test_create_waits_and_starts(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    lxd_env: LXDEnv,
+    names: list[str],
+) -> None:
+    name = f"cr{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    body = {
+        "name": name,
+        "source": {"type": "image", "alias": lxd_env.image_alias},
+        "config": {"limits.cpu": 1, "user.note": "from-api"},
+        "description": "made by a test",
+        "start": True,
+    }
+    reply = await client.post(API, json=body, headers=auth_headers("operator"))
+    op = await wait_ref(lxd_raw, reply)
+    # The 202 pointed at the start: once it succeeded, the instance runs.
+    assert op["status"] == "Success", op.get("err")
+    assert op["description"] == "Starting instance"
+    made = (await lxd_instance(lxd_raw, name))["metadata"]
+    assert made["status"] == "Running"
+    assert made["config"]["limits.cpu"] == "1"
+    assert made["config"]["user.note"] == "from-api"
+    assert made["description"] == "made by a test"
+
+    again = await client.post(API, json=body, headers=auth_headers("operator"))
+    assert again.status_code == 409
+    assert again.json()["code"] == "conflict"
+
+
+async def test_create_stopped_with_wait(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    names: list[str],
+) -> None:
+    name = f"cr{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    reply = await client.post(
+        API,
+        params={"wait": "true", "timeout": 60},
+        json={"name": name, "source": {"type": "none"}, "instance_type": "c1-m1"},
+        headers=auth_headers("operator"),
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["status"] == "Success"
+    made = (await lxd_instance(lxd_raw, name))["metadata"]
+    assert made["status"] == "Stopped"
+    assert made["config"]["limits.cpu"] == "1"
+
+
+async def test_create_bad_input(
+    client: httpx.AsyncClient, auth_headers: Headers, lxd_raw: httpx.AsyncClient
+) -> None:
+    headers = auth_headers("operator")
+    bad_bodies = [
+        {"name": "bad_name", "source": {"type": "none"}},
+        {"name": "-x", "source": {"type": "none"}},
+        {"name": "ok1", "source": {"type": "image"}},  # LXD 5.0: a 500
+        {"name": "ok1", "source": {"type": "copy"}},
+        {"name": "ok1", "source": {"type": "bogus"}},
+        {"name": "ok1", "source": {"type": "none"}, "profile": ["default"]},
+        {"name": "ok1", "source": {"type": "none"}, "type": "vm"},
+    ]
+    for body in bad_bodies:
+        reply = await client.post(API, json=body, headers=headers)
+        assert reply.status_code == 422, (body, reply.text)
+        assert reply.json()["code"] == "validation_error"
+    missing = await client.post(
+        API, json={"name": "ok1", "source": {"type": "image", "alias": "no-such"}}, headers=headers
+    )
+    assert missing.status_code == 404
+    assert "alias" in missing.json()["detail"].lower()
+    assert await lxd_instance(lxd_raw, "ok1") is None
+    viewer = await client.post(
+        API, json={"name": "ok1", "source": {"type": "none"}}, headers=auth_headers("viewer")
+    )
+    assert viewer.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["%2E%2E", "a_b", "a.b", "x" * 64, "a%3Fb", "a%23b", "a%25b"])
+async def test_invalid_names_are_422(
+    client: httpx.AsyncClient, auth_headers: Headers, path: str
+) -> None:
+    for suffix in ("", "/state", "/snapshots", "/backups/b1/export", "/logs/lxc.log"):
+        reply = await client.get(f"{API}/{path}{suffix}", headers=auth_headers("operator"))
+        assert reply.status_code == 422, (path, suffix, reply.text)
+        assert reply.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("path", ["a%2Fb", "a%2F..%2F..%2Fnetworks"])
+async def test_slash_in_a_name_never_reaches_lxd(
+    client: httpx.AsyncClient, auth_headers: Headers, path: str
+) -> None:
+    # Starlette decodes %2F before routing: no instance route matches, LXD is never asked.
+    reply = await client.get(f"{API}/{path}", headers=auth_headers("operator"))
+    assert reply.status_code in {404, 422}
+    assert reply.json()["detail"] in ("Not Found",) or reply.json()["code"] == "validation_error"
+
+
+async def test_unknown_instance_is_404(client: httpx.AsyncClient, auth_headers: Headers) -> None:
+    name = f"nope{uuid.uuid4().hex[:8]}"
+    for method, path in [
+        ("GET", f"{API}/{name}"),
+        ("GET", f"{API}/{name}/state"),
+        ("PATCH", f"{API}/{name}"),
+        ("DELETE", f"{API}/{name}"),
+        ("PUT", f"{API}/{name}/state"),
+    ]:
+        body = {"action": "start"} if path.endswith("/state") else {}
+        reply = await client.request(
+            method,
+            path,
+            json=body if method in {"PATCH", "PUT"} else None,
+            headers=auth_headers("operator"),
+        )
+        assert reply.status_code == 404, (method, path, reply.text)
+        assert name in reply.json()["detail"]
+
+
+# --- update ---------------------------------------------------------------------------------------
+async def test_patch_and_etag_conflict(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    stopped_instance: str,
+) -> None:
+    headers = auth_headers("operator")
+    first = await client.get(f"{API}/{stopped_instance}", headers=headers)
+    etag = first.headers["etag"]
+    patched = await client.patch(
+        f"{API}/{stopped_instance}",
+        json={"config": {"user.a": "1"}, "description": "patched"},
+        headers={**headers, "If-Match": etag},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["config"]["user.a"] == "1"
+    assert patched.headers["etag"] != etag
+    real = (await lxd_instance(lxd_raw, stopped_instance))["metadata"]
+    assert real["config"]["user.a"] == "1"
+    assert real["description"] == "patched"
+
+    stale = await client.patch(
+        f"{API}/{stopped_instance}",
+        json={"description": "stale"},
+        headers={**headers, "If-Match": etag},
+    )
+    assert stale.status_code == 412
+    assert stale.json()["code"] == "precondition_failed"
+    stale_put = await client.put(
+        f"{API}/{stopped_instance}",
+        json={"description": "stale"},
+        headers={**headers, "If-Match": etag},
+    )
+    assert stale_put.status_code == 412
+    real = (await lxd_instance(lxd_raw, stopped_instance))["metadata"]
+    assert real["description"] == "patched"
+
+    bad = await client.patch(
+        f"{API}/{stopped_instance}", json={"config": {"bogus.key": "1"}}, headers=headers
+    )
+    assert bad.status_code == 400
+    assert "bogus.key" in bad.json()["detail"]
+
+
+async def test_put_replaces(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    stopped_instance: str,
+) -> None:
+    headers = auth_headers("operator")
+    current = await client.get(f"{API}/{stopped_instance}", headers=headers)
+    reply = await client.put(
+        f"{API}/{stopped_instance}",
+        json={"config": {"user.only": "this"}, "profiles": ["default"], "devices": {}},
+        headers={**headers, "If-Match": current.headers["etag"]},
+    )
+    op = await wait_ref(lxd_raw, reply)
+    assert op["status"] == "Success", op.get("err")
+    real = (await lxd_instance(lxd_raw, stopped_instance))["metadata"]
+    assert real["config"].get("user.only") == "this"
+    assert "image.os" not in real["config"]  # replaced, not merged
+
+
+async def test_rename(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    lxd_env: LXDEnv,
+    instance: str,
+    names: list[str],
+) -> None:
+    headers = auth_headers("operator")
+    new = f"rn{uuid.uuid4().hex[:8]}"
+    names.append(new)
+    running = await client.post(f"{API}/{instance}/rename", json={"name": new}, headers=headers)
+    assert running.status_code == 409
+    assert "stop" in running.json()["detail"].lower()
+    await client.post(
+        f"{API}/{instance}/stop", params={"wait": "true"}, json={"force": True}, headers=headers
+    )
+    taken = await client.post(f"{API}/{instance}/rename", json={"name": instance}, headers=headers)
+    assert taken.status_code == 409
+    bad = await client.post(f"{API}/{instance}/rename", json={"name": "a/b"}, headers=headers)
+    assert bad.status_code == 422
+    reply = await client.post(f"{API}/{instance}/rename", json={"name": new}, headers=headers)
+    op = await wait_ref(lxd_raw, reply)
+    assert op["status"] == "Success", op.get("err")
+    assert await lxd_instance(lxd_raw, instance) is None
+    assert (await lxd_instance(lxd_raw, new))["metadata"]["name"] == new
+
+
+# --- delete ---------------------------------------------------------------------------------------
+async def test_delete_running_needs_force(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    instance: str,
+) -> None:
+    headers = auth_headers("operator")
+    refused = await client.delete(f"{API}/{instance}", headers=headers)
+    assert refused.status_code == 409
+    assert "running" in refused.json()["detail"]
+    assert "force" in refused.json()["detail"]
+    assert (await lxd_instance(lxd_raw, instance))["metadata"]["status"] == "Running"
+
+    forced = await client.delete(
+        f"{API}/{instance}", params={"force": "true", "wait": "true"}, headers=headers
+    )
+    assert forced.status_code == 200, forced.text
+    assert forced.json()["status"] == "Success"
+    assert await lxd_instance(lxd_raw, instance) is None
+
+
+async def test_delete_stopped(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    stopped_instance: str,
+) -> None:
+    reply = await client.delete(f"{API}/{stopped_instance}", headers=auth_headers("operator"))
+    op = await wait_ref(lxd_raw, reply)
+    assert op["status"] == "Success"
+    assert await lxd_instance(lxd_raw, stopped_instance) is None
