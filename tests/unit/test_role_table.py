@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -35,10 +36,9 @@ with warnings.catch_warnings():  # Starlette would like httpx2 under its TestCli
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-try:  # FastAPI >= 0.16x keeps included routers lazily; this walks them.
-    from fastapi.routing import iter_route_contexts
-except ImportError:  # pragma: no cover - older FastAPI: app.routes is already flat
-    iter_route_contexts = None
+# FastAPI >= 0.16x keeps included routers lazily (`app.routes` holds them unexpanded);
+# `iter_route_contexts` walks them. Older FastAPI: `app.routes` is already flat.
+_iter_route_contexts: Any = getattr(fastapi.routing, "iter_route_contexts", None)
 
 DUMMY_PARAMS = {
     "name": "a1",
@@ -58,7 +58,7 @@ DUMMY_PARAMS = {
 
 def iter_routes(app: FastAPI) -> Iterator[tuple[str, str, Dependant | None]]:
     """(method or "WS", path template, dependant) for every route the app serves."""
-    contexts: Any = iter_route_contexts(app.routes) if iter_route_contexts else app.routes
+    contexts: Any = _iter_route_contexts(app.routes) if _iter_route_contexts else app.routes
     for ctx in contexts:
         original = getattr(ctx, "original_route", ctx)
         path = getattr(ctx, "path_format", None) or ctx.path
@@ -101,7 +101,7 @@ def listed_app() -> FastAPI:
     """An app to read the route table from (no lifespan: nothing is started)."""
     from app.core.config import Settings
 
-    return create_app(Settings(_env_file=None, JWT_SECRET="r" * 48))  # type: ignore[call-arg]
+    return create_app(Settings(_env_file=None, JWT_SECRET="r" * 48))
 
 
 def test_every_route_is_in_the_table_with_its_role(listed_app: FastAPI) -> None:
@@ -175,6 +175,7 @@ def test_protected_websocket_routes_close_4401_and_4403(
             return exc.code
 
     with TestClient(app) as client:
+        assert client.portal is not None
         auth = client.portal.call(auth_for, app)
         for path, role in ws_routes:
             if role == PUBLIC:

@@ -47,6 +47,7 @@ def ws_client(
     overrides = getattr(request, "param", {})
     app = _app(make_settings(**overrides))
     with TestClient(app) as client:
+        assert client.portal is not None
         yield client, client.portal.call(auth_for, app)
 
 
@@ -103,6 +104,7 @@ def test_disabled_user_closes_4401(ws_client: tuple[TestClient, AuthHelper]) -> 
             )
             await session.commit()
 
+    assert client.portal is not None
     client.portal.call(disable)
     assert outcome(client, f"/test/ws/operator?token={token}") == 4401
 
