@@ -44,7 +44,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await anyio.to_thread.run_sync(upgrade_to_head, settings.DATABASE_URL)
     app.state.db_engine = make_engine(settings.DATABASE_URL)
     app.state.db_sessionmaker = make_sessionmaker(app.state.db_engine)
-    await seed_admin(app.state.db_sessionmaker, settings)
+    try:
+        await seed_admin(app.state.db_sessionmaker, settings)
+    except BaseException:
+        await app.state.db_engine.dispose()
+        raise
     app.state.rate_limiter = RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
     app.state.lxd = LXDClient(settings, transport=app.state.lxd_transport)
     log.info(
