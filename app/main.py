@@ -24,6 +24,7 @@ from app.core.ratelimit import RateLimiter
 from app.db.migrations import upgrade_to_head
 from app.db.seed import seed_admin
 from app.db.session import make_engine, make_sessionmaker
+from app.services.events import EventHub
 from app.services.lxd_client import LXDClient
 
 log = structlog.get_logger(__name__)
@@ -51,6 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     app.state.rate_limiter = RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
     app.state.lxd = LXDClient(settings, transport=app.state.lxd_transport)
+    # The event relay's shared LXD connections open with their first subscriber.
+    app.state.event_hub = EventHub(app.state.lxd)
     log.info(
         "app.started",
         version=APP_VERSION,
@@ -62,6 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app.state.event_hub.close()
         await app.state.lxd.close()
         await app.state.rate_limiter.close()
         await app.state.db_engine.dispose()

@@ -42,4 +42,55 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "storage; an operation), delete, and export: the tarball streams from LXD to the "
         "client with `Content-Length` and a `Content-Disposition` file name.",
     },
+    {
+        "name": "operations",
+        "description": "LXD background operations: list (one list, each item with its "
+        "`status`), get, wait (`?timeout=`: 200 with the operation, `Running` if the timeout "
+        "passed first), cancel (operator; only what LXD can cancel, else 400 with its reason). "
+        "Finished operations expire from LXD after a few seconds (then 404). No answer ever "
+        "carries websocket secrets (`metadata.fds`) or token secrets.\n\n"
+        "**Event relay** `WS /api/v1/operations/ws?token=<jwt>&type=operation,lifecycle,logging"
+        "&project=NAME` (viewer): one JSON text frame per LXD event, as LXD sends it, with one "
+        "change: secrets are removed (`fds` and token `secret` from operation events, `secret=` "
+        "values from logging text). No `type`: all three. One upstream LXD connection per "
+        "(project, types) is shared by every subscriber and reconnects by itself when LXD "
+        "restarts (events during the gap are lost; the socket stays open). Close codes: 4401 "
+        "no/invalid token, 4403 role too low, 4400 unknown `type` or bad project name, 4404 "
+        "unknown project, 1011 LXD failed, 1013 the client read too slowly (more than 1024 "
+        "events waiting), 1001 server shutting down.",
+    },
+    {
+        "name": "exec",
+        "description": "Run commands in an instance (operator).\n\n"
+        "`POST /instances/{name}/exec`: non-interactive, output recorded by LXD and returned "
+        "as `{return_code, stdout, stderr}` (text, or base64 with `output: base64`).\n\n"
+        "**WebSocket** `WS /api/v1/instances/{name}/exec/ws?token=<jwt>&project=NAME`:\n"
+        '1. The client\'s first frame is JSON text: `{"command": ["sh"], "interactive": '
+        'true, "width": 80, "height": 24, "environment": {}, "cwd"?, "user"?, '
+        '"group"?}`.\n'
+        "2. Binary frames carry stdin to the command and, when `interactive`, the terminal's "
+        "output back. With `interactive: false`, output arrives as text frames "
+        '`{"type": "stdout"|"stderr", "data": "<base64>"}`.\n'
+        '3. Control frames (JSON text): `{"type": "resize", "width", "height"}`, '
+        '`{"type": "signal", "signal": 15}`, and `{"type": "eof"}` for end of '
+        "stdin (a pipe is closed; on a terminal it types Ctrl-D). A bad control frame is "
+        'answered `{"type": "error", "detail"}` and the session goes on.\n'
+        '4. When the command ends and all its output was sent: `{"type": "exit", '
+        '"return_code": N}` (128+N after signal N), then close 1000.\n\n'
+        "Closing the client socket kills the command (LXD's control socket is closed: 137). "
+        "Close codes: 4401 no/invalid token, 4403 role too low, 4404 unknown instance, 4400 bad "
+        "start frame or name, or LXD refused the request (e.g. the instance is not running; "
+        "reason given), 1011 LXD failed (reason given).",
+    },
+    {
+        "name": "console",
+        "description": "**WebSocket** `WS /api/v1/instances/{name}/console/ws?token=<jwt>"
+        "&width=80&height=24&project=NAME` (operator): the instance's console (LXD "
+        "`POST /instances/{name}/console`, type console). Binary frames both ways; "
+        '`{"type": "resize", "width", "height"}` text frames resize it. Closing '
+        "the client socket detaches from the console on LXD's side; if LXD ends it first, the "
+        "socket is closed with 1000. Close codes as for exec (4401, 4403, 4404, 4400, 1011). "
+        "What the console shows depends on the instance: a container without a getty on its "
+        "console may print nothing until it boots or logs something.",
+    },
 ]

@@ -4,6 +4,7 @@
   what really changed in LXD.
 * `unique(prefix)`: a fresh, valid LXD name.
 * `auth_headers(role)` (from the root conftest) for requests through the API.
+* `live_url`: the app served by uvicorn on 127.0.0.1 (per mode), for WebSocket tests.
 """
 
 from __future__ import annotations
@@ -107,3 +108,32 @@ async def stopped_instance(
         yield name
     finally:
         await delete_instance(lxd_raw, name)
+
+
+@pytest.fixture(scope="session")
+async def live_url(app: Any) -> AsyncIterator[str]:
+    """The integration `app` (already started) served by uvicorn on 127.0.0.1, one per
+    connection mode, for WebSocket tests (httpx's ASGI transport has no websockets). Returns
+    the `ws://127.0.0.1:<port>` base; connect with the `websockets` client."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    # lifespan off: the `app` fixture already ran it; log_config None: leave logging alone.
+    config = uvicorn.Config(app, lifespan="off", log_config=None, ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

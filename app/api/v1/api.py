@@ -6,9 +6,13 @@ from fastapi import APIRouter
 
 from app.api.v1.routes.auth import router as auth_router
 from app.api.v1.routes.backups import router as backups_router
+from app.api.v1.routes.console import router as console_router
+from app.api.v1.routes.events import router as events_router
+from app.api.v1.routes.exec import router as exec_router
 from app.api.v1.routes.instance_lifecycle import router as instance_lifecycle_router
 from app.api.v1.routes.instance_logs import router as instance_logs_router
 from app.api.v1.routes.instances import router as instances_router
+from app.api.v1.routes.operations import router as operations_router
 from app.api.v1.routes.projects import router as projects_router
 from app.api.v1.routes.snapshots import router as snapshots_router
 from app.api.v1.routes.system import router as system_router
@@ -24,3 +28,7 @@ v1_router.include_router(instance_lifecycle_router)
 v1_router.include_router(instance_logs_router)
 v1_router.include_router(snapshots_router)
 v1_router.include_router(backups_router)
+v1_router.include_router(operations_router)
+v1_router.include_router(events_router)
+v1_router.include_router(exec_router)
+v1_router.include_router(console_router)

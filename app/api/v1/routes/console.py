@@ -1,0 +1,70 @@
+"""`WS /instances/{name}/console/ws`: an instance's console (operator)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Query, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from app.api.deps import LXDDep, WSOperatorUser
+from app.api.v1.routes.exec import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_NORMAL,
+    WebSocketPeer,
+    bad_target,
+    check_instance,
+    close_code_for,
+    close_socket,
+)
+from app.schemas.exec import MAX_TERMINAL_SIZE
+from app.services import console as service
+from app.services.exceptions import AppError
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/instances", tags=["console"])
+
+
+@router.websocket("/{name}/console/ws", name="console_ws")
+async def console_ws(
+    websocket: WebSocket,
+    name: str,
+    lxd: LXDDep,
+    user: WSOperatorUser,
+    project: Annotated[str | None, Query()] = None,
+    width: Annotated[int | None, Query()] = None,
+    height: Annotated[int | None, Query()] = None,
+) -> None:
+    """See the `console` tag for the protocol."""
+    await websocket.accept()
+    target = bad_target(name, project, websocket.app.state.settings.DEFAULT_PROJECT)
+    if isinstance(target, str):
+        await close_socket(websocket, CLOSE_BAD_REQUEST, target)
+        return
+    name, project = target
+    size = (width or 80, height or 24)
+    if not all(1 <= n <= MAX_TERMINAL_SIZE for n in size):
+        await close_socket(websocket, CLOSE_BAD_REQUEST, "width and height must be 1-10000")
+        return
+    session: service.ConsoleSession | None = None
+    try:
+        await check_instance(lxd, name, project)
+        session = await service.open_console(
+            lxd, name=name, project=project, width=size[0], height=size[1]
+        )
+        log.info("console.attached", instance=name, project=project, user=user.username)
+        lxd_ended = await session.run(WebSocketPeer(websocket))
+    except WebSocketDisconnect:
+        return
+    except AppError as exc:
+        log.warning("console.failed", instance=name, code=exc.code, detail=exc.detail)
+        await close_socket(websocket, close_code_for(exc), exc.detail)
+        return
+    finally:
+        if session is not None:
+            await session.close()
+    log.info("console.detached", instance=name, by="lxd" if lxd_ended else "client")
+    if lxd_ended:
+        await close_socket(websocket, CLOSE_NORMAL, "the console ended")

@@ -1,0 +1,209 @@
+"""Exec: `POST /instances/{name}/exec` (recorded output) and `WS /instances/{name}/exec/ws`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Query, WebSocket
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from app.api.deps import LXDDep, OperatorUser, ProjectDep, WSOperatorUser
+from app.api.operations import ACCEPTED_RESPONSES
+from app.api.v1.routes.operations import errors
+from app.schemas.common import INSTANCE_NAME_PATTERN, PROJECT_PATTERN, InstanceName
+from app.schemas.exec import ExecRequest, ExecResult, ExecStart
+from app.services import exec as service
+from app.services.exceptions import (
+    AppError,
+    LXDBadRequest,
+    LXDConflict,
+    LXDError,
+    LXDNotFound,
+)
+from app.services.lxd_client import LXDClient, lxd_path
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/instances", tags=["exec"])
+
+# Close codes beyond API.md's 4401/4403/4404/1011 (documented in the tag description).
+CLOSE_NORMAL = 1000
+CLOSE_LXD_FAILED = 1011
+CLOSE_BAD_REQUEST = 4400
+CLOSE_NOT_FOUND = 4404
+START_FRAME_TIMEOUT = 30.0
+
+
+# --- the client side of a session --------------------------------------------------------------
+class WebSocketPeer:
+    """Our WebSocket as the services' `Peer`: raw frames in, frames out, `PeerGone` when closed."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.gone = False
+
+    async def receive(self) -> bytes | str | None:
+        if self.gone:
+            return None
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            self.gone = True
+            return None
+        data = message.get("bytes")
+        if data is not None:
+            return bytes(data)
+        return str(message.get("text") or "")
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._send({"type": "websocket.send", "bytes": data})
+
+    async def send_text(self, data: str) -> None:
+        await self._send({"type": "websocket.send", "text": data})
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            await self.websocket.send(message)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            self.gone = True
+            raise service.PeerGone from exc
+
+
+async def close_socket(
+    websocket: WebSocket, code: int, reason: str = "", *, timeout: float = 5
+) -> None:
+    """Close with `code`; a close reason is at most 123 bytes and never holds a secret (LXD
+    errors from our client name no URL)."""
+    if websocket.application_state is WebSocketState.DISCONNECTED:
+        return
+    if websocket.client_state is WebSocketState.DISCONNECTED:
+        return
+    reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect, TimeoutError):
+        await asyncio.wait_for(websocket.close(code=code, reason=reason), timeout=timeout)
+
+
+def close_code_for(exc: AppError) -> int:
+    if isinstance(exc, LXDNotFound):
+        return CLOSE_NOT_FOUND
+    if isinstance(exc, LXDBadRequest | LXDConflict) or not isinstance(exc, LXDError):
+        return CLOSE_BAD_REQUEST
+    return CLOSE_LXD_FAILED
+
+
+def bad_target(name: str, project: str | None, default: str) -> tuple[str, str] | str:
+    """(name, project) when both are valid, else the reason to refuse them."""
+    if not re.fullmatch(INSTANCE_NAME_PATTERN, name):
+        return f"invalid instance name {name[:64]!r}"
+    project = project or default
+    if not re.fullmatch(PROJECT_PATTERN, project):
+        return f"invalid project name {project[:64]!r}"
+    return name, project
+
+
+async def check_instance(lxd: LXDClient, name: str, project: str) -> None:
+    """404 (typed) for an unknown instance, before anything is started in LXD."""
+    try:
+        await lxd.get(lxd_path("instances", name), project=project)
+    except LXDNotFound as exc:
+        raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc
+
+
+# --- POST /instances/{name}/exec -----------------------------------------------------------------
+@router.post(
+    "/{name}/exec",
+    response_model=ExecResult,
+    summary="Run a command (non-interactive)",
+    description="`POST /1.0/instances/{name}/exec` with `interactive: false` and "
+    "`record-output: true`. With `wait` (default): waits up to `timeout` seconds, reads LXD's "
+    "recorded stdout/stderr files (`metadata.output`), deletes them and answers 200 "
+    "`{return_code, stdout, stderr}`: UTF-8 text (bad bytes replaced) or byte-exact base64 "
+    "(`output: base64`). A command LXD cannot start answers 200 with LXD's `return_code` (127: "
+    "not found) and its reason in `error`. If the timeout passes first: 202 + operation "
+    "reference, and the recorded output is deleted once the command ends. With `wait: false`: "
+    "202 + operation reference, output not recorded (the return code is the operation's "
+    "`metadata.return`). Each output keeps at most 64 MiB (`truncated`). Role: operator.",
+    responses={**ACCEPTED_RESPONSES, **errors(400)},
+)
+async def exec_command(
+    name: InstanceName,
+    body: ExecRequest,
+    lxd: LXDDep,
+    project: ProjectDep,
+    user: OperatorUser,
+) -> Any:
+    finished, result = await service.run_command(lxd, name=name, project=project, req=body)
+    if not finished:
+        return JSONResponse(result, status_code=202)
+    return result
+
+
+# --- WS /instances/{name}/exec/ws ----------------------------------------------------------------
+async def _start_frame(websocket: WebSocket) -> ExecStart | str:
+    """The client's first frame as `ExecStart`, or the reason it is not one."""
+    try:
+        async with asyncio.timeout(START_FRAME_TIMEOUT):
+            message = await websocket.receive()
+    except TimeoutError:
+        return "no start frame within 30 s"
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        return "the first frame must be a JSON text frame"
+    try:
+        return ExecStart.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as exc:
+        if isinstance(exc, ValidationError):
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem.get("loc", ())) or "frame"
+            return f"invalid start frame ({where}: {problem.get('msg')})"
+        return "the first frame is not JSON"
+
+
+@router.websocket("/{name}/exec/ws", name="exec_ws")
+async def exec_ws(
+    websocket: WebSocket,
+    name: str,
+    lxd: LXDDep,
+    user: WSOperatorUser,
+    project: Annotated[str | None, Query()] = None,
+) -> None:
+    """See the `exec` tag for the protocol."""
+    await websocket.accept()
+    target = bad_target(name, project, websocket.app.state.settings.DEFAULT_PROJECT)
+    if isinstance(target, str):
+        await close_socket(websocket, CLOSE_BAD_REQUEST, target)
+        return
+    name, project = target
+    session: service.ExecSession | None = None
+    try:
+        await check_instance(lxd, name, project)
+        start = await _start_frame(websocket)
+        if isinstance(start, str):
+            await close_socket(websocket, CLOSE_BAD_REQUEST, start)
+            return
+        session = await service.open_exec(lxd, name=name, project=project, start=start)
+        log.info("exec.started", instance=name, project=project, user=user.username)
+        code = await session.run(WebSocketPeer(websocket))
+    except WebSocketDisconnect:
+        return
+    except AppError as exc:
+        log.warning("exec.failed", instance=name, code=exc.code, detail=exc.detail)
+        await close_socket(websocket, close_code_for(exc), exc.detail)
+        return
+    finally:
+        if session is not None:
+            await session.close()
+    if code is None:
+        log.info("exec.client_left", instance=name)
+        return
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+        await websocket.send_text(json.dumps({"type": "exit", "return_code": code}))
+    await close_socket(websocket, CLOSE_NORMAL)

@@ -1,0 +1,144 @@
+"""LXD background operations: list, get, wait, cancel, and the websockets of an operation.
+
+Every operation leaves here through `shown_operation()`: LXD keeps the websocket secrets
+(`metadata.fds`) of exec and console operations in the operation itself, also after it ended
+(whoever holds them can attach to the command), and a token operation's `metadata.secret`
+(an image download secret, or a trust token that makes its holder an LXD client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from app.services.exceptions import LXDBadGateway, LXDError, LXDNotFound, LXDTimeout
+from app.services.listing import ensure_project
+from app.services.lxd_client import LXDClient, lxd_path
+from app.services.lxd_operations import (
+    OPERATION_RETENTION_HINT,
+    get_operation,
+    public_operation,
+    wait_operation,
+)
+from app.utils.pagination import paginate
+
+TOKEN_SECRET_KEYS = ("secret",)
+
+
+def shown_operation(operation: Any) -> Any:
+    """`public_operation()` (no websocket secrets), and no token secret either: these routes
+    are open to viewers, who must not pick up another user's token."""
+    cleaned = public_operation(operation)
+    metadata = cleaned.get("metadata") if isinstance(cleaned, dict) else None
+    if isinstance(metadata, dict) and any(key in metadata for key in TOKEN_SECRET_KEYS):
+        cleaned = {
+            **cleaned,
+            "metadata": {k: v for k, v in metadata.items() if k not in TOKEN_SECRET_KEYS},
+        }
+    return cleaned
+
+
+# LXD's `GET /1.0/operations?recursion=1` groups operations by status, in this order.
+STATUS_GROUPS = ("running", "success", "failure", "cancelled")
+# LXD fails a websocket operation whose sockets are not all connected within 5 s of its start.
+SOCKET_CONNECT_DEADLINE = 5.0
+
+
+async def list_operations(
+    lxd: LXDClient,
+    *,
+    project: str,
+    expand: bool,
+    limit: int | None,
+    offset: int,
+) -> dict[str, Any]:
+    """The operations of `project`, flattened from LXD's per-status groups into one page."""
+    response = await lxd.get(
+        lxd_path("operations"), project=project, params={"recursion": 1 if expand else 0}
+    )
+    groups = response.metadata or {}
+    if not isinstance(groups, dict):
+        raise LXDBadGateway("LXD listed operations in an unknown shape")
+    items: list[Any] = []
+    for status in (*STATUS_GROUPS, *sorted(set(groups) - set(STATUS_GROUPS))):
+        for entry in groups.get(status) or []:
+            if expand:
+                items.append(shown_operation(entry))
+            else:
+                items.append(str(entry).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+    if not items and project:
+        await ensure_project(lxd, project)
+    return paginate(items, limit=limit, offset=offset)
+
+
+async def fetch_operation(lxd: LXDClient, operation_id: str) -> dict[str, Any]:
+    """One operation, without secrets; 404 that says finished operations expire."""
+    return dict(shown_operation(await get_operation(lxd, operation_id)))
+
+
+async def wait_for_operation(
+    lxd: LXDClient, operation_id: str, *, timeout: float
+) -> dict[str, Any]:
+    """The operation once it finished, or as it is when `timeout` passed (still Running)."""
+    return dict(shown_operation(await wait_operation(lxd, operation_id, timeout=timeout)))
+
+
+async def cancel_operation(lxd: LXDClient, operation_id: str) -> None:
+    """Ask LXD to cancel; LXD refuses (400, with its reason) what cannot be cancelled."""
+    try:
+        await lxd.delete(lxd_path("operations", operation_id))
+    except LXDNotFound as exc:
+        raise LXDNotFound(
+            f"Operation {operation_id} not found ({OPERATION_RETENTION_HINT})"
+        ) from exc
+
+
+# --- the websockets of an operation (exec, console) -----------------------------------------
+def operation_secrets(operation: Any) -> dict[str, str]:
+    """`metadata.fds` of a websocket operation: socket name -> secret."""
+    metadata = operation.get("metadata") if isinstance(operation, dict) else None
+    fds = metadata.get("fds") if isinstance(metadata, dict) else None
+    if not isinstance(fds, dict) or not all(isinstance(v, str) for v in fds.values()):
+        raise LXDBadGateway("LXD started a websocket operation without its sockets")
+    return dict(fds)
+
+
+async def connect_operation_sockets(
+    lxd: LXDClient, operation_id: str, secrets: Mapping[str, str], order: Iterable[str]
+) -> dict[str, ClientConnection]:
+    """Connect to the operation's websockets in `order` (control first, as LXD's own client
+    does), all within LXD's 5 s deadline. On any failure, close those already open."""
+    sockets: dict[str, ClientConnection] = {}
+    path = lxd_path("operations", operation_id, "websocket")
+    try:
+        async with asyncio.timeout(SOCKET_CONNECT_DEADLINE):
+            for name in order:
+                sockets[name] = await lxd.websocket(path, params={"secret": secrets[name]})
+    except TimeoutError as exc:
+        await close_sockets(sockets.values())
+        raise LXDTimeout("LXD did not accept the operation's websockets in time") from exc
+    except (LXDError, KeyError) as exc:
+        await close_sockets(sockets.values())
+        if isinstance(exc, KeyError):
+            raise LXDBadGateway("LXD did not name one of the operation's sockets") from exc
+        raise
+    except BaseException:
+        await close_sockets(sockets.values())
+        raise
+    return sockets
+
+
+async def close_sockets(sockets: Iterable[ClientConnection]) -> None:
+    """Close LXD websockets, each bounded by its close timeout; errors do not matter here."""
+    conns = list(sockets)
+    if not conns:
+        return
+    results = await asyncio.gather(*(conn.close() for conn in conns), return_exceptions=True)
+    for conn, result in zip(conns, results, strict=True):
+        if isinstance(result, BaseException):
+            with contextlib.suppress(Exception):
+                conn.transport.abort()
