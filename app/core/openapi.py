@@ -43,6 +43,20 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "client with `Content-Length` and a `Content-Disposition` file name.",
     },
     {
+        "name": "storage",
+        "description": "Storage pools (CRUD, `If-Match` passed on) and their custom volumes "
+        "(filesystem or block): CRUD, rename, resize (sizes checked: an integer and a unit), "
+        "attach to an instance at a path and detach (safe device edits: ETag, `If-Match`, "
+        "retries; operator). Deleting a pool or volume in use is a 409 naming its users.",
+    },
+    {
+        "name": "networks",
+        "description": "Networks (bridge, macvlan, sriov, ovn, physical; config passed "
+        "through): CRUD, rename, state, DHCP leases (managed networks only: a host interface "
+        "is a 400), NIC attach/detach on instances (operator). Deleting a network in use is a "
+        "409 naming its users.",
+    },
+    {
         "name": "operations",
         "description": "LXD background operations: list (one list, each item with its "
         "`status`), get, wait (`?timeout=`: 200 with the operation, `Running` if the timeout "

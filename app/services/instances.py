@@ -8,6 +8,7 @@ calls it when the response ends, also when the client went away in the middle).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
@@ -193,6 +194,22 @@ async def change_state(
         return await lxd.put(lxd_path("instances", name, "state"), project=project, json_body=body)
     except LXDNotFound as exc:
         raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc
+
+
+# A failed transition's reasons, as LXD 5.0 words them inside the operation ("The container
+# isn't running", "The instance is already stopped"): the client asked for the impossible.
+_TRANSITION_REFUSED = re.compile(
+    r"isn't running|is not running|already (running|stopped|frozen)|not frozen|isn't frozen",
+    re.IGNORECASE,
+)
+
+
+def transition_error(exc: LXDError) -> LXDError:
+    """A state change LXD refused for the instance's state is a 400 with LXD's reason (the
+    generic mapping leaves some of these wordings as an LXD failure, 502)."""
+    if type(exc) is LXDError and _TRANSITION_REFUSED.search(exc.detail):
+        return LXDBadRequest(exc.detail)
+    return exc
 
 
 # --- shared helpers ---------------------------------------------------------------------------

@@ -12,9 +12,12 @@ from app.api.v1.routes.exec import router as exec_router
 from app.api.v1.routes.instance_lifecycle import router as instance_lifecycle_router
 from app.api.v1.routes.instance_logs import router as instance_logs_router
 from app.api.v1.routes.instances import router as instances_router
+from app.api.v1.routes.networks import router as networks_router
 from app.api.v1.routes.operations import router as operations_router
 from app.api.v1.routes.projects import router as projects_router
 from app.api.v1.routes.snapshots import router as snapshots_router
+from app.api.v1.routes.storage import router as storage_router
+from app.api.v1.routes.storage_volumes import router as storage_volumes_router
 from app.api.v1.routes.system import router as system_router
 from app.api.v1.routes.users import router as users_router
 
@@ -28,6 +31,9 @@ v1_router.include_router(instance_lifecycle_router)
 v1_router.include_router(instance_logs_router)
 v1_router.include_router(snapshots_router)
 v1_router.include_router(backups_router)
+v1_router.include_router(storage_router)
+v1_router.include_router(storage_volumes_router)
+v1_router.include_router(networks_router)
 v1_router.include_router(operations_router)
 v1_router.include_router(events_router)
 v1_router.include_router(exec_router)

@@ -5,14 +5,24 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import LXDDep, OperatorUser, ProjectDep, WaitParams
+from app.api.deps import LXDDep, OperatorUser, ProjectDep, WaitParams, WaitQuery
 from app.api.operations import operation_answer
 from app.api.v1.routes.instances import ASYNC_RESPONSES, errors
 from app.schemas.common import InstanceName, OperationRef
 from app.schemas.instances import LifecycleOptions, StateAction, StateChange
 from app.services import instances as service
+from app.services.exceptions import LXDError
+from app.services.lxd_client import LXDClient, LXDResponse
 
 router = APIRouter(prefix="/instances", tags=["instances"])
+
+
+async def _answer(lxd: LXDClient, response: LXDResponse, wait: WaitQuery) -> JSONResponse:
+    try:
+        return await operation_answer(lxd, response, wait)
+    except LXDError as exc:
+        raise service.transition_error(exc) from exc
+
 
 _TRANSITIONS = (
     "An impossible transition (stopping a stopped instance, freezing a stopped one) fails inside "
@@ -48,7 +58,7 @@ async def change_state(
         timeout=body.timeout,
         stateful=body.stateful,
     )
-    return await operation_answer(lxd, response, wait)
+    return await _answer(lxd, response, wait)
 
 
 def _shortcut(action: StateAction) -> None:
@@ -70,7 +80,7 @@ def _shortcut(action: StateAction) -> None:
             timeout=options.timeout,
             stateful=options.stateful,
         )
-        return await operation_answer(lxd, response, wait)
+        return await _answer(lxd, response, wait)
 
     endpoint.__name__ = f"{action}_instance"
     router.add_api_route(

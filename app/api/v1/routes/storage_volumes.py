@@ -1,0 +1,286 @@
+"""Custom storage volumes: `/api/v1/storage/pools/{pool}/volumes` (viewer reads, admin writes,
+operator attaches and detaches).
+
+LXD path: `/1.0/storage-pools/{pool}/volumes/custom/{volume}`; all of these take `?project=`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response, status
+
+from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser
+from app.api.v1.routes.storage import IfMatch, PoolName, errors, location, with_etag
+from app.schemas.common import NAME_PATTERN, Page
+from app.schemas.storage import (
+    DetachBody,
+    DeviceAttachment,
+    RenameBody,
+    VolumeAttach,
+    VolumeCreate,
+    VolumePatch,
+    VolumePublic,
+    VolumeResize,
+    VolumeUpdate,
+)
+from app.services import storage as service
+
+router = APIRouter(prefix="/storage/pools/{pool}/volumes", tags=["storage"])
+
+VolumeName = Annotated[
+    str, Path(pattern=NAME_PATTERN, description="Custom volume name", examples=["data1"])
+]
+
+
+@router.get(
+    "",
+    response_model=Page[VolumePublic | str],
+    summary="List custom volumes of a pool",
+    description="`GET /1.0/storage-pools/{pool}/volumes/custom` (`recursion=1`; "
+    "`expand=false` lists names; `filter` passed through), paged here. Instance and image "
+    "volumes are not listed. Role: viewer. Synchronous.",
+    responses=errors(404),
+)
+async def list_volumes(
+    pool: PoolName, lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+) -> dict[str, Any]:
+    return await service.list_volumes(
+        lxd,
+        project=project,
+        pool=pool,
+        expand=params.expand,
+        filter_=params.filter,
+        limit=params.limit,
+        offset=params.offset,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VolumePublic,
+    summary="Create a custom volume",
+    description="`POST /1.0/storage-pools/{pool}/volumes/custom` (`type: custom`, "
+    "`content_type` filesystem or block), then reads it back. `config.size` is checked before "
+    "LXD sees it. Answers 201 with the volume and its `Location`; 409 if the name is taken. "
+    "Role: admin. Synchronous (waits if LXD makes it an operation).",
+    responses=errors(400, 404, 409),
+)
+async def create_volume(
+    pool: PoolName,
+    body: VolumeCreate,
+    lxd: LXDDep,
+    project: ProjectDep,
+    response: Response,
+    user: AdminUser,
+) -> dict[str, Any]:
+    volume = await service.create_volume(lxd, project=project, pool=pool, body=body.model_dump())
+    response.headers["Location"] = location("storage", "pools", pool, "volumes", body.name)
+    return volume
+
+
+@router.get(
+    "/{volume}",
+    response_model=VolumePublic,
+    summary="Get a custom volume",
+    description="`GET /1.0/storage-pools/{pool}/volumes/custom/{volume}`; the `ETag` header is "
+    "what `If-Match` takes on PUT/PATCH. `used_by` lists the instances and profiles using it. "
+    "Role: viewer. Synchronous.",
+    responses=errors(404),
+)
+async def get_volume(
+    pool: PoolName,
+    volume: VolumeName,
+    lxd: LXDDep,
+    project: ProjectDep,
+    response: Response,
+    user: ViewerUser,
+) -> dict[str, Any]:
+    data, etag = await service.get_volume(lxd, project=project, pool=pool, volume=volume)
+    with_etag(response, etag)
+    return data
+
+
+@router.put(
+    "/{volume}",
+    response_model=VolumePublic,
+    summary="Replace a custom volume's config and description",
+    description="`PUT /1.0/storage-pools/{pool}/volumes/custom/{volume}`: config keys left out "
+    "are removed. `If-Match` is passed on (412 on mismatch). Answers the volume as it now is. "
+    "Role: admin. Synchronous.",
+    responses=errors(400, 404, 412),
+)
+async def replace_volume(
+    pool: PoolName,
+    volume: VolumeName,
+    body: VolumeUpdate,
+    lxd: LXDDep,
+    project: ProjectDep,
+    response: Response,
+    user: AdminUser,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    data, etag = await service.update_volume(
+        lxd,
+        project=project,
+        pool=pool,
+        volume=volume,
+        body=body.model_dump(),
+        replace=True,
+        if_match=if_match,
+    )
+    with_etag(response, etag)
+    return data
+
+
+@router.patch(
+    "/{volume}",
+    response_model=VolumePublic,
+    summary="Update a custom volume",
+    description="`PATCH /1.0/storage-pools/{pool}/volumes/custom/{volume}`: merges the config "
+    "keys given and the description. `If-Match` is passed on (412 on mismatch). Answers the "
+    "volume as it now is. Role: admin. Synchronous.",
+    responses=errors(400, 404, 412),
+)
+async def update_volume(
+    pool: PoolName,
+    volume: VolumeName,
+    body: VolumePatch,
+    lxd: LXDDep,
+    project: ProjectDep,
+    response: Response,
+    user: AdminUser,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    data, etag = await service.update_volume(
+        lxd,
+        project=project,
+        pool=pool,
+        volume=volume,
+        body=body.model_dump(exclude_unset=True),
+        replace=False,
+        if_match=if_match,
+    )
+    with_etag(response, etag)
+    return data
+
+
+@router.delete(
+    "/{volume}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a custom volume",
+    description="`DELETE /1.0/storage-pools/{pool}/volumes/custom/{volume}`. A volume in use is "
+    "a 409 that names its users (LXD 5.0 says 400 without naming them): detach it first. "
+    "Role: admin. Synchronous.",
+    responses=errors(404, 409),
+)
+async def delete_volume(
+    pool: PoolName, volume: VolumeName, lxd: LXDDep, project: ProjectDep, user: AdminUser
+) -> Response:
+    await service.delete_volume(lxd, project=project, pool=pool, volume=volume)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{volume}/rename",
+    response_model=VolumePublic,
+    summary="Rename a custom volume",
+    description='`POST /1.0/storage-pools/{pool}/volumes/custom/{volume}` `{"name"}`; answers '
+    "the volume under its new name. 409 if the name is taken or the volume is in use by a "
+    "running instance. Role: admin. Synchronous.",
+    responses=errors(400, 404, 409),
+)
+async def rename_volume(
+    pool: PoolName,
+    volume: VolumeName,
+    body: RenameBody,
+    lxd: LXDDep,
+    project: ProjectDep,
+    response: Response,
+    user: AdminUser,
+) -> dict[str, Any]:
+    data = await service.rename_volume(
+        lxd, project=project, pool=pool, volume=volume, new_name=body.name
+    )
+    response.headers["Location"] = location("storage", "pools", pool, "volumes", body.name)
+    return data
+
+
+@router.post(
+    "/{volume}/resize",
+    response_model=VolumePublic,
+    summary="Resize a custom volume",
+    description="`PATCH /1.0/storage-pools/{pool}/volumes/custom/{volume}` "
+    '`{"config": {"size"}}`. The size is an integer and a unit (B, kB, MB, GB, TB, KiB, '
+    "MiB, GiB, TiB...), checked here (LXD 5.0 answers a bad one with a 500); what LXD still "
+    "refuses (e.g. shrinking a block volume) is a 400. Role: admin. Synchronous.",
+    responses=errors(400, 404),
+)
+async def resize_volume(
+    pool: PoolName,
+    volume: VolumeName,
+    body: VolumeResize,
+    lxd: LXDDep,
+    project: ProjectDep,
+    user: AdminUser,
+) -> dict[str, Any]:
+    return await service.resize_volume(
+        lxd, project=project, pool=pool, volume=volume, size=body.size
+    )
+
+
+@router.post(
+    "/{volume}/attach",
+    response_model=DeviceAttachment,
+    summary="Attach a custom volume to an instance",
+    description="Adds a `disk` device `{pool, source, path}` to the instance: reads it with its "
+    "ETag, writes it back with `PUT /1.0/instances/{name}` + `If-Match` and waits for LXD's "
+    "operation, retrying on concurrent changes. The device is named `device`, else after the "
+    "volume (made unique). 409 if the volume is already attached or the path or device name is "
+    "taken; 404 for an unknown volume or instance. Role: operator. Answers when done.",
+    responses=errors(400, 404, 409),
+)
+async def attach_volume(
+    pool: PoolName,
+    volume: VolumeName,
+    body: VolumeAttach,
+    lxd: LXDDep,
+    project: ProjectDep,
+    user: OperatorUser,
+) -> dict[str, Any]:
+    device, config = await service.attach_volume(
+        lxd,
+        project=project,
+        pool=pool,
+        volume=volume,
+        instance=body.instance,
+        path=body.path,
+        device=body.device,
+    )
+    return {"instance": body.instance, "device": device, "config": config}
+
+
+@router.post(
+    "/{volume}/detach",
+    response_model=DeviceAttachment,
+    summary="Detach a custom volume from an instance",
+    description="Removes the instance's disk device for this volume (the one named `device`, "
+    "else the one found by pool and volume), with the same safe read/`If-Match`/retry edit as "
+    "attach. Data on the volume is kept. 404 when the volume is not attached; 400 when the "
+    "device comes from a profile. Answers the device that was removed. Role: operator. "
+    "Answers when done.",
+    responses=errors(400, 404, 409),
+)
+async def detach_volume(
+    pool: PoolName,
+    volume: VolumeName,
+    body: DetachBody,
+    lxd: LXDDep,
+    project: ProjectDep,
+    user: OperatorUser,
+) -> dict[str, Any]:
+    device, config = await service.detach_volume(
+        lxd, project=project, pool=pool, volume=volume, instance=body.instance, device=body.device
+    )
+    return {"instance": body.instance, "device": device, "config": config}
