@@ -24,6 +24,12 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "deleted or renamed (409).",
     },
     {
+        "name": "images",
+        "description": "Images (by fingerprint or a unique prefix), copies from other image "
+        "servers (`server`+`protocol`, or `remote: ubuntu|images`; an operation), and aliases. "
+        "Alias names with `/` are refused in paths: such aliases are list-only here.",
+    },
+    {
         "name": "instances",
         "description": "Containers and VMs: list (filter, paging, `instance-type`), create "
         "(`start: true` creates, then starts), get with `ETag`, PUT/PATCH with `If-Match` (412 "

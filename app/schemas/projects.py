@@ -29,7 +29,7 @@ ProjectNameField = Annotated[
     ),
 ]
 
-_CONFIG_EXAMPLE = {"features.images": "true", "limits.instances": "10"}
+_CONFIG_EXAMPLE: dict[str, Any] = {"features.images": "true", "limits.instances": "10"}
 
 
 class ProjectCreate(BaseModel):

@@ -9,6 +9,7 @@ from app.api.v1.routes.backups import router as backups_router
 from app.api.v1.routes.console import router as console_router
 from app.api.v1.routes.events import router as events_router
 from app.api.v1.routes.exec import router as exec_router
+from app.api.v1.routes.images import router as images_router
 from app.api.v1.routes.instance_lifecycle import router as instance_lifecycle_router
 from app.api.v1.routes.instance_logs import router as instance_logs_router
 from app.api.v1.routes.instances import router as instances_router
@@ -26,6 +27,7 @@ v1_router.include_router(auth_router)
 v1_router.include_router(users_router)
 v1_router.include_router(system_router)
 v1_router.include_router(projects_router)
+v1_router.include_router(images_router)
 v1_router.include_router(instances_router)
 v1_router.include_router(instance_lifecycle_router)
 v1_router.include_router(instance_logs_router)

@@ -52,6 +52,12 @@ def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
     }
 
 
+_OPERATION_RESPONSES: dict[int | str, dict[str, object]] = {
+    **ACCEPTED_RESPONSES,
+    200: {"description": "With `wait=true`: the finished operation"},
+}
+
+
 def _with_etag(response: Response, etag: str | None) -> None:
     if etag:
         response.headers["ETag"] = etag
@@ -184,8 +190,7 @@ async def patch_project(
     "`?wait=true` answers 200 with the finished operation). Only an empty project can be "
     "renamed (409 otherwise, naming what uses it); the default project never (409); a taken "
     "name is a 409. Role: admin. Asynchronous.",
-    responses={**ACCEPTED_RESPONSES, 200: {"description": "With `wait=true`: the operation"}}
-    | _errors(404, 409, 422),
+    responses=_OPERATION_RESPONSES | _errors(404, 409, 422),
 )
 async def rename_project(
     project: ProjectPath, body: ProjectRename, lxd: LXDDep, wait: WaitParams, user: AdminUser

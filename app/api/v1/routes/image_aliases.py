@@ -1,0 +1,176 @@
+"""Image aliases: `/api/v1/images/aliases` (viewer reads, admin writes).
+
+LXD allows `/` in alias names (`ubuntu/22.04`); this API puts alias names in URL paths, where a
+`/` (or `%2F`) is refused with a 422. Such aliases (made with `lxc`, or by an image server)
+show in the list but cannot be read, changed or deleted one by one through this API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerUser
+from app.schemas.common import NAME_PATTERN, ErrorBody, Page
+from app.schemas.images import (
+    ImageAliasCreate,
+    ImageAliasPublic,
+    ImageAliasRename,
+    ImageAliasUpdate,
+)
+from app.services import images as service
+
+router = APIRouter(prefix="/aliases")
+
+AliasPath = Annotated[
+    str,
+    Path(
+        pattern=NAME_PATTERN,
+        description="Alias name (no `/`: aliases whose LXD name holds one are list-only here)",
+        examples=["alpine"],
+    ),
+]
+
+_MESSAGES = {
+    400: "LXD refused the input",
+    403: "Role too low",
+    404: "No such alias, target image or project",
+    409: "Alias name taken, or a fingerprint prefix that matches several images",
+    412: "The alias kept changing while it was being updated",
+    422: "Invalid name or body",
+    503: "LXD is unreachable",
+    504: "LXD did not answer in time",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    return {
+        code: {"model": ErrorBody, "description": _MESSAGES[code]}
+        for code in (403, *codes, 503, 504)
+    }
+
+
+def _with_etag(response: Response, etag: str | None) -> None:
+    if etag:
+        response.headers["ETag"] = etag
+
+
+@router.get(
+    "",
+    response_model=Page[ImageAliasPublic | str],
+    summary="List image aliases",
+    description="`GET /1.0/images/aliases?recursion=1` in `?project=`; `expand=false` lists "
+    "names only. Paged here with `limit`/`offset`. Role: viewer. Synchronous.",
+    responses=_errors(400, 404),
+)
+async def list_aliases(
+    lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+) -> dict[str, object]:
+    return await service.list_aliases(
+        lxd,
+        project=project,
+        expand=params.expand,
+        filter_=params.filter,
+        limit=params.limit,
+        offset=params.offset,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ImageAliasPublic,
+    summary="Create an image alias",
+    description="`POST /1.0/images/aliases` `{name, target, description}`; `target` may be a "
+    "unique fingerprint prefix. Answers 201 with the alias (full target fingerprint) and its "
+    "`Location`; 409 if the name is taken, 404 if the target image is not there. Role: admin. "
+    "Synchronous.",
+    responses=_errors(400, 404, 409, 422),
+)
+async def create_alias(
+    body: ImageAliasCreate, lxd: LXDDep, project: ProjectDep, response: Response, user: AdminUser
+) -> dict[str, object]:
+    alias, etag = await service.create_alias(
+        lxd, project=project, name=body.name, target=body.target, description=body.description
+    )
+    response.headers["Location"] = f"/api/v1/images/aliases/{body.name}"
+    _with_etag(response, etag)
+    return alias
+
+
+@router.get(
+    "/{alias}",
+    response_model=ImageAliasPublic,
+    summary="Get an image alias",
+    description="`GET /1.0/images/aliases/{alias}`. Role: viewer. Synchronous.",
+    responses=_errors(404, 422),
+)
+async def get_alias(
+    alias: AliasPath, lxd: LXDDep, project: ProjectDep, response: Response, user: ViewerUser
+) -> dict[str, object]:
+    data, etag = await service.get_alias(lxd, project=project, name=alias)
+    _with_etag(response, etag)
+    return data
+
+
+@router.patch(
+    "/{alias}",
+    response_model=ImageAliasPublic,
+    summary="Change an alias's target or description",
+    description="Done as `GET` + `PUT /1.0/images/aliases/{alias}` with `If-Match` (LXD 5.0's "
+    "PATCH on aliases hangs 20 s, then fails); fields left out keep their value. Answers the "
+    "alias as it now is. Role: admin. Synchronous.",
+    responses=_errors(400, 404, 409, 412, 422),
+)
+async def update_alias(
+    alias: AliasPath,
+    body: ImageAliasUpdate,
+    lxd: LXDDep,
+    project: ProjectDep,
+    response: Response,
+    user: AdminUser,
+) -> dict[str, object]:
+    data, etag = await service.update_alias(
+        lxd, project=project, name=alias, target=body.target, description=body.description
+    )
+    _with_etag(response, etag)
+    return data
+
+
+@router.post(
+    "/{alias}/rename",
+    response_model=ImageAliasPublic,
+    summary="Rename an image alias",
+    description="Creates the alias under the new name (`POST /1.0/images/aliases`, same target, "
+    "description and type), then deletes the old one: LXD 5.0.2's own rename takes 10 s. "
+    "Answers 200 with the alias under its new name; 409 if that name is taken. Role: admin. "
+    "Synchronous.",
+    responses=_errors(404, 409, 422),
+)
+async def rename_alias(
+    alias: AliasPath,
+    body: ImageAliasRename,
+    lxd: LXDDep,
+    project: ProjectDep,
+    response: Response,
+    user: AdminUser,
+) -> dict[str, object]:
+    data, etag = await service.rename_alias(lxd, project=project, name=alias, new_name=body.name)
+    _with_etag(response, etag)
+    return data
+
+
+@router.delete(
+    "/{alias}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete an image alias",
+    description="`DELETE /1.0/images/aliases/{alias}` (the image stays). Role: admin. Synchronous.",
+    responses=_errors(404, 422),
+)
+async def delete_alias(
+    alias: AliasPath, lxd: LXDDep, project: ProjectDep, user: AdminUser
+) -> Response:
+    await service.delete_alias(lxd, project=project, name=alias)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

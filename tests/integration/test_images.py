@@ -1,0 +1,258 @@
+"""Images through the API against the real LXD (both modes), read back with `lxd_raw`.
+
+Every image these tests make is a tiny unified tarball with a random marker (so a fresh
+fingerprint), imported into a project of their own (`features.images=true`): the shared busybox
+image and the default project are never touched, and fingerprint prefixes other tests use can
+never turn ambiguous because of ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import lxd_wait
+from tests.lxd_sandbox import LXDEnv
+
+API = "/api/v1/images"
+Headers = Callable[..., dict[str, str]]
+
+
+# --- helpers (also used by the alias and copy tests) --------------------------------------------
+def image_tarball(marker: str | None = None) -> tuple[str, bytes]:
+    """A minimal unified image (metadata.yaml + rootfs/marker) and its fingerprint."""
+    marker = marker or uuid.uuid4().hex
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+
+        meta = (
+            "architecture: x86_64\ncreation_date: 1700000000\n"
+            f"properties:\n  description: lxd-api test image {marker}\n"
+        )
+        add("metadata.yaml", meta.encode())
+        rootfs = tarfile.TarInfo("rootfs")
+        rootfs.type, rootfs.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(rootfs)
+        add("rootfs/marker", marker.encode())
+    data = buf.getvalue()
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def ambiguous_pair() -> tuple[tuple[str, bytes], tuple[str, bytes], str]:
+    """Two images whose fingerprints share their first two hex digits, and that prefix."""
+    seen: dict[str, tuple[str, bytes]] = {}
+    while True:
+        fingerprint, data = image_tarball()
+        prefix = fingerprint[:2]
+        if prefix in seen:
+            return seen[prefix], (fingerprint, data), prefix
+        seen[prefix] = (fingerprint, data)
+
+
+async def import_image(
+    raw: httpx.AsyncClient, data: bytes, *, project: str, public: bool = False
+) -> str:
+    headers = {"Content-Type": "application/octet-stream"}
+    if public:
+        headers["X-LXD-public"] = "true"
+    reply = await raw.post(
+        "/1.0/images", params={"project": project}, content=data, headers=headers
+    )
+    op = await lxd_wait(raw, reply)
+    assert op["status"] == "Success", op
+    return str(op["metadata"]["fingerprint"])
+
+
+async def raw_image(
+    raw: httpx.AsyncClient, fingerprint: str, project: str
+) -> dict[str, Any] | None:
+    reply = await raw.get(f"/1.0/images/{fingerprint}", params={"project": project})
+    if reply.status_code == 404:
+        return None
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json()["metadata"])
+
+
+async def remove_images(raw: httpx.AsyncClient, project: str) -> None:
+    """Delete every image of `project` (a project these tests made: all of them are ours)."""
+    reply = await raw.get("/1.0/images", params={"project": project})
+    for url in reply.json()["metadata"] or []:
+        deleted = await raw.delete(url.split("?")[0], params={"project": project})
+        if deleted.status_code == 202:
+            await lxd_wait(raw, deleted)
+
+
+async def make_image_project(raw: httpx.AsyncClient) -> str:
+    name = f"ti-{uuid.uuid4().hex[:8]}"
+    reply = await raw.post("/1.0/projects", json={"name": name})
+    assert reply.status_code == 201, reply.text
+    return name
+
+
+async def drop_image_project(raw: httpx.AsyncClient, name: str) -> None:
+    await remove_images(raw, name)
+    reply = await raw.delete(f"/1.0/projects/{name}")
+    assert reply.status_code == 200, f"project {name} left behind: {reply.text}"
+
+
+def assert_error(reply: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert set(body) == {"detail", "code", "request_id"}, body
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+@pytest.fixture(scope="module")
+async def project(lxd_raw: httpx.AsyncClient) -> AsyncIterator[str]:
+    name = await make_image_project(lxd_raw)
+    try:
+        yield name
+    finally:
+        await drop_image_project(lxd_raw, name)
+
+
+# --- list and get ------------------------------------------------------------------------------
+async def test_list_images(
+    client: httpx.AsyncClient, lxd_raw: httpx.AsyncClient, auth_headers: Headers, project: str
+) -> None:
+    fingerprint = await import_image(lxd_raw, image_tarball()[1], project=project)
+    second = await import_image(lxd_raw, image_tarball()[1], project=project)
+    headers = auth_headers("viewer")
+    reply = await client.get(API, params={"project": project}, headers=headers)
+    assert reply.status_code == 200, reply.text
+    page = reply.json()
+    by_fp = {item["fingerprint"]: item for item in page["items"]}
+    assert {fingerprint, second} <= set(by_fp)
+    assert by_fp[fingerprint]["properties"]["description"].startswith("lxd-api test image")
+
+    reply = await client.get(API, params={"project": project, "expand": "false"}, headers=headers)
+    assert {fingerprint, second} <= set(reply.json()["items"])
+
+    params = {"project": project, "filter": f"fingerprint eq {fingerprint}"}
+    reply = await client.get(API, params=params, headers=headers)
+    assert [item["fingerprint"] for item in reply.json()["items"]] == [fingerprint]
+
+    params = {"project": project, "limit": "1", "offset": "1"}
+    page = (await client.get(API, params=params, headers=headers)).json()
+    assert len(page["items"]) == 1
+    assert page["total"] >= 2
+    assert (page["limit"], page["offset"]) == (1, 1)
+
+    reply = await client.get(
+        API, params={"project": project, "filter": "nonsense"}, headers=headers
+    )
+    assert_error(reply, 400, "bad_request")
+    reply = await client.get(API, params={"project": "no-such-project-x"}, headers=headers)
+    assert_error(reply, 404, "not_found")
+
+
+async def test_default_project_lists_the_shared_image(
+    client: httpx.AsyncClient, lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv, auth_headers: Headers
+) -> None:
+    alias = await lxd_raw.get(f"/1.0/images/aliases/{lxd_env.image_alias}")
+    target = alias.json()["metadata"]["target"]
+    reply = await client.get(API, params={"expand": "false"}, headers=auth_headers("viewer"))
+    assert target in reply.json()["items"]
+
+
+async def test_get_image_by_fingerprint_and_prefix(
+    client: httpx.AsyncClient, lxd_raw: httpx.AsyncClient, auth_headers: Headers, project: str
+) -> None:
+    fingerprint = await import_image(lxd_raw, image_tarball()[1], project=project)
+    headers = auth_headers("viewer")
+    for ref in (fingerprint, fingerprint[:12], fingerprint.upper()[:16]):
+        reply = await client.get(f"{API}/{ref}", params={"project": project}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["fingerprint"] == fingerprint
+
+    missing = "0" * 64 if not fingerprint.startswith("0") else "f" * 64
+    reply = await client.get(f"{API}/{missing}", params={"project": project}, headers=headers)
+    assert_error(reply, 404, "not_found")
+    for bad in ("xyz", "%2E%2E", "a" * 65, "ab%3Fcd"):
+        reply = await client.get(f"{API}/{bad}", params={"project": project}, headers=headers)
+        assert_error(reply, 422, "validation_error")
+    reply = await client.get(f"{API}/{fingerprint}", params={"project": "a/b"}, headers=headers)
+    assert_error(reply, 422, "validation_error")
+
+
+async def test_ambiguous_prefix_is_409(
+    client: httpx.AsyncClient, lxd_raw: httpx.AsyncClient, auth_headers: Headers, project: str
+) -> None:
+    (first, first_data), (second, second_data), prefix = ambiguous_pair()
+    await import_image(lxd_raw, first_data, project=project)
+    await import_image(lxd_raw, second_data, project=project)
+    params = {"project": project}
+    reply = await client.get(f"{API}/{prefix}", params=params, headers=auth_headers("viewer"))
+    body = assert_error(reply, 409, "ambiguous_fingerprint")
+    assert prefix in body["detail"]
+    reply = await client.delete(f"{API}/{prefix}", params=params, headers=auth_headers("admin"))
+    assert_error(reply, 409, "ambiguous_fingerprint")
+    assert await raw_image(lxd_raw, first, project) is not None
+    assert await raw_image(lxd_raw, second, project) is not None
+    # One more character settles it.
+    reply = await client.get(f"{API}/{first[:12]}", params=params, headers=auth_headers())
+    assert reply.json()["fingerprint"] == first
+
+
+# --- delete ------------------------------------------------------------------------------------
+async def test_delete_image(
+    client: httpx.AsyncClient, lxd_raw: httpx.AsyncClient, auth_headers: Headers, project: str
+) -> None:
+    fingerprint = await import_image(lxd_raw, image_tarball()[1], project=project)
+    alias = f"gone-{uuid.uuid4().hex[:6]}"
+    made = await lxd_raw.post(
+        "/1.0/images/aliases",
+        params={"project": project},
+        json={"name": alias, "target": fingerprint},
+    )
+    assert made.status_code == 201, made.text
+    params = {"project": project}
+    reply = await client.delete(f"{API}/{fingerprint}", params=params, headers=auth_headers())
+    assert reply.status_code == 202, reply.text
+    ref = reply.json()
+    assert ref["poll_url"] == f"/api/v1/operations/{ref['operation_id']}"
+    done = await lxd_raw.get(f"{ref['operation_url']}/wait", params={"timeout": 30})
+    assert done.json()["metadata"]["status"] == "Success"
+    assert await raw_image(lxd_raw, fingerprint, project) is None
+    gone = await lxd_raw.get(f"/1.0/images/aliases/{alias}", params=params)
+    assert gone.status_code == 404
+
+    # By prefix, waiting through the API.
+    fingerprint = await import_image(lxd_raw, image_tarball()[1], project=project)
+    reply = await client.delete(
+        f"{API}/{fingerprint[:16]}", params={**params, "wait": "true"}, headers=auth_headers()
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["status"] == "Success"
+    assert await raw_image(lxd_raw, fingerprint, project) is None
+    reply = await client.delete(f"{API}/{fingerprint}", params=params, headers=auth_headers())
+    assert_error(reply, 404, "not_found")
+
+
+async def test_image_roles(
+    client: httpx.AsyncClient, lxd_raw: httpx.AsyncClient, auth_headers: Headers, project: str
+) -> None:
+    fingerprint = await import_image(lxd_raw, image_tarball()[1], project=project)
+    params = {"project": project}
+    assert_error(await client.get(API, params=params), 401)
+    for role in ("viewer", "operator"):
+        headers = auth_headers(role)
+        reply = await client.delete(f"{API}/{fingerprint}", params=params, headers=headers)
+        assert_error(reply, 403)
+        body = {"source": {"alias": "x", "server": "https://127.0.0.1:1", "protocol": "lxd"}}
+        assert_error(await client.post(API, params=params, json=body, headers=headers), 403)
+    assert await raw_image(lxd_raw, fingerprint, project) is not None
