@@ -18,7 +18,7 @@ from app.api.v1.api import v1_router
 from app.core.config import APP_VERSION, Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
-from app.core.middleware import RequestLogMiddleware
+from app.core.middleware import RawPathGuardMiddleware, RequestLogMiddleware
 from app.core.openapi import DESCRIPTION, OPENAPI_TAGS
 from app.core.ratelimit import RateLimiter
 from app.db.migrations import upgrade_to_head
@@ -103,6 +103,7 @@ def create_app(
         allow_headers=["*"],
         expose_headers=[REQUEST_ID_HEADER, "ETag", "Retry-After", "Content-Disposition"],
     )
+    app.add_middleware(RawPathGuardMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(
         CorrelationIdMiddleware,

@@ -200,3 +200,32 @@ def test_invalid_configuration_stops_the_start(monkeypatch: pytest.MonkeyPatch) 
             create_app()
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/instances/a%2Fb",
+        "/api/v1/instances/a%2fb/state",
+        "/api/v1/storage/pools/a%2Fvolumes",
+        "/api/v1/instances/%2e%2e",
+        "/api/v1/instances/..%2Fcertificates",
+        "/api/v1/instances/a%5Cb",
+        "/api/v1/instances/a%00",
+    ],
+)
+async def test_encoded_separators_are_422(
+    make_settings: Callable[..., Settings], path: str
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return lxd_up(request)
+
+    app = create_app(make_settings(), lxd_transport=httpx.MockTransport(handler))
+    reply = await call(app, "GET", path, headers={"X-Request-ID": "rid-p"})
+    assert reply.status_code == 422
+    assert reply.json()["code"] == "invalid_name"
+    assert reply.json()["request_id"] == "rid-p"
+    assert sent == []
