@@ -8,7 +8,9 @@ own and are read back with `lxd_raw`.
 
 from __future__ import annotations
 
+import io
 import socket
+import tarfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -221,6 +223,68 @@ async def test_copy_with_a_remote_name(
                 image = await raw_image(lxd_raw, remote_image.fingerprint, project)
                 assert image is not None
                 assert alias in {entry["name"] for entry in image["aliases"]}
+
+
+BIG_IMAGE_BYTES = 128 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+async def big_remote_image(
+    remote_server: RemoteServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A public image big enough (128 MiB, uncompressed zeros) to be seen downloading."""
+    path = tmp_path_factory.mktemp("big-image") / "image.tar"
+    with tarfile.open(path, mode="w") as tar:
+        meta = b"architecture: x86_64\ncreation_date: 1700000000\nproperties: {}\n"
+        info = tarfile.TarInfo("metadata.yaml")
+        info.size = len(meta)
+        tar.addfile(info, io.BytesIO(meta))
+        rootfs = tarfile.TarInfo("rootfs")
+        rootfs.type = tarfile.DIRTYPE
+        tar.addfile(rootfs)
+        with open("/dev/zero", "rb") as zeros:
+            blob = tarfile.TarInfo(f"rootfs/blob-{uuid.uuid4().hex}")
+            blob.size = BIG_IMAGE_BYTES
+            tar.addfile(blob, zeros)
+    transport = httpx.AsyncHTTPTransport(uds=remote_server.socket_path)
+    async with httpx.AsyncClient(transport=transport, base_url="http://lxd", timeout=120) as raw:
+        fingerprint = await import_image(raw, path.read_bytes(), project="default", public=True)
+        path.unlink()
+        try:
+            yield fingerprint
+        finally:
+            reply = await raw.delete(f"/1.0/images/{fingerprint}")
+            if reply.status_code == 202:
+                await raw.get(f"{reply.json()['operation']}/wait", params={"timeout": 60})
+
+
+async def test_copy_progress_is_visible_while_it_runs(
+    client: httpx.AsyncClient,
+    lxd_raw: httpx.AsyncClient,
+    auth_headers: Headers,
+    project: str,
+    remote_server: RemoteServer,
+    big_remote_image: str,
+    landed: list[str],
+) -> None:
+    body = {"source": lxd_source(remote_server, fingerprint=big_remote_image)}
+    landed.append(big_remote_image)
+    reply = await client.post(API, params={"project": project}, json=body, headers=auth_headers())
+    assert reply.status_code == 202, reply.text
+    poll_url = reply.json()["poll_url"]
+    progress: list[str] = []
+    status = "Running"
+    while status == "Running":
+        op = await client.get(poll_url, headers=auth_headers("viewer"))
+        assert op.status_code == 200, op.text
+        status = op.json()["status"]
+        value = (op.json().get("metadata") or {}).get("download_progress")
+        if value:
+            progress.append(value)
+    assert status == "Success"
+    assert progress, "no download_progress seen while the copy ran"
+    assert "%" in progress[0]
+    assert await raw_image(lxd_raw, big_remote_image, project) is not None
 
 
 # --- copies that fail ---------------------------------------------------------------------------
