@@ -34,11 +34,13 @@ AliasPath = Annotated[
 
 _MESSAGES = {
     400: "LXD refused the input",
+    401: "No token, or an invalid one",
     403: "Role too low",
     404: "No such alias, target image or project",
     409: "Alias name taken, or a fingerprint prefix that matches several images",
     412: "The alias kept changing while it was being updated",
     422: "Invalid name or body",
+    502: "LXD failed, or sent a reply that cannot be read",
     503: "LXD is unreachable",
     504: "LXD did not answer in time",
 }
@@ -47,7 +49,7 @@ _MESSAGES = {
 def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
     return {
         code: {"model": ErrorBody, "description": _MESSAGES[code]}
-        for code in (403, *codes, 503, 504)
+        for code in (401, 403, *codes, 502, 503, 504)
     }
 
 

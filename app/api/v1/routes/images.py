@@ -26,11 +26,13 @@ router.include_router(aliases_router)
 
 _MESSAGES = {
     400: "LXD refused the input (e.g. a malformed filter)",
+    401: "No token, or an invalid one",
     403: "Role too low",
     404: "No such image or project",
     409: "A fingerprint prefix that matches several images, or a local alias that is taken",
     422: "Invalid fingerprint or body",
-    502: "With wait=true: the copy failed upstream (LXD's reason in detail)",
+    502: "LXD failed (with wait=true: e.g. the source server is unreachable; LXD's reason "
+    "in detail)",
     503: "LXD is unreachable",
     504: "LXD did not answer in time",
 }
@@ -39,7 +41,7 @@ _MESSAGES = {
 def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
     return {
         code: {"model": ErrorBody, "description": _MESSAGES[code]}
-        for code in (403, *codes, 503, 504)
+        for code in (401, 403, *codes, 502, 503, 504)
     }
 
 
@@ -84,7 +86,7 @@ async def list_images(
     "runs; `?wait=true` answers 200 with the finished operation, or the failure (an "
     "unreachable server: LXD's reason, 502) in the error shape. A local alias that is taken "
     "is a 409 up front. Role: admin. Asynchronous.",
-    responses=_OPERATION_RESPONSES | _errors(400, 404, 409, 422, 502),
+    responses=_OPERATION_RESPONSES | _errors(400, 404, 409, 422),
 )
 async def copy_image(
     body: ImageCopy,

@@ -35,11 +35,13 @@ IfMatch = Annotated[
 
 _MESSAGES = {
     400: "LXD refused the input (e.g. an unknown config key)",
+    401: "No token, or an invalid one",
     403: "Role too low",
     404: "No such project",
     409: "Name taken, the default project, or a project that is not empty",
     412: "`If-Match` does not match the project's current ETag",
     422: "Invalid name or body",
+    502: "LXD failed, or sent a reply that cannot be read",
     503: "LXD is unreachable",
     504: "LXD did not answer in time",
 }
@@ -48,7 +50,7 @@ _MESSAGES = {
 def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
     return {
         code: {"model": ErrorBody, "description": _MESSAGES[code]}
-        for code in (403, *codes, 503, 504)
+        for code in (401, 403, *codes, 502, 503, 504)
     }
 
 
