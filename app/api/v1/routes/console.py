@@ -27,6 +27,18 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/instances", tags=["console"])
 
 
+def _terminal_size(width: str | None, height: str | None) -> tuple[int, int] | None:
+    """(width, height) from the query (default 80x24), None when either is not 1-10000.
+    Parsed here, not by FastAPI, so that bad input closes with 4400 after the accept."""
+    values = []
+    for raw, default in ((width, 80), (height, 24)):
+        value = default if raw is None else int(raw) if raw.isdigit() else 0
+        if not 1 <= value <= MAX_TERMINAL_SIZE:
+            return None
+        values.append(value)
+    return values[0], values[1]
+
+
 @router.websocket("/{name}/console/ws", name="console_ws")
 async def console_ws(
     websocket: WebSocket,
@@ -34,8 +46,8 @@ async def console_ws(
     lxd: LXDDep,
     user: WSOperatorUser,
     project: Annotated[str | None, Query()] = None,
-    width: Annotated[int | None, Query()] = None,
-    height: Annotated[int | None, Query()] = None,
+    width: Annotated[str | None, Query()] = None,
+    height: Annotated[str | None, Query()] = None,
 ) -> None:
     """See the `console` tag for the protocol."""
     await websocket.accept()
@@ -44,8 +56,8 @@ async def console_ws(
         await close_socket(websocket, CLOSE_BAD_REQUEST, target)
         return
     name, project = target
-    size = (width or 80, height or 24)
-    if not all(1 <= n <= MAX_TERMINAL_SIZE for n in size):
+    size = _terminal_size(width, height)
+    if size is None:
         await close_socket(websocket, CLOSE_BAD_REQUEST, "width and height must be 1-10000")
         return
     session: service.ConsoleSession | None = None
