@@ -75,7 +75,7 @@ if [ ! -e "$root/usr/bin/pgrep" ]; then
 #!/bin/sh
 # pgrep/pkill for busybox images without those applets.
 me=${0##*/}
-sig=TERM full= exact=
+sig=TERM full='' exact=''
 while [ $# -gt 1 ]; do
     case $1 in
         -f) full=1 ;;
@@ -95,7 +95,6 @@ rc=1
 for d in /proc/[0-9]*; do
     pid=${d#/proc/}
     [ "$pid" = "$$" ] && continue
-    [ "$pid" = "$PPID" ] && continue
     if [ -n "$full" ]; then
         what=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null) || continue
         what=${what% }
@@ -105,7 +104,7 @@ for d in /proc/[0-9]*; do
     [ -n "$what" ] || continue
     printf '%s\n' "$what" | grep -Eq -- "$pat" || continue
     if [ "$me" = pkill ]; then
-        kill -s "$sig" "$pid" 2>/dev/null && rc=0
+        kill -"$sig" "$pid" 2>/dev/null && rc=0
     else
         echo "$pid"; rc=0
     fi

@@ -53,8 +53,9 @@ esac
 [ "$(echo "$SANDBOX_DIR" | tr -cd / | wc -c)" -ge 2 ] \
     || die "SANDBOX_DIR=$SANDBOX_DIR is too close to / (need at least two levels)"
 [ "${#socket}" -lt 108 ] || die "socket path $socket is too long for a unix socket"
-[[ $SANDBOX_PORT =~ ^[0-9]+$ ]] && [ "$SANDBOX_PORT" -ge 1 ] && [ "$SANDBOX_PORT" -le 65535 ] \
-    || die "SANDBOX_PORT=$SANDBOX_PORT is not a port"
+if ! [[ $SANDBOX_PORT =~ ^[0-9]+$ ]] || [ "$SANDBOX_PORT" -lt 1 ] || [ "$SANDBOX_PORT" -gt 65535 ]; then
+    die "SANDBOX_PORT=$SANDBOX_PORT is not a port"
+fi
 [[ $SANDBOX_BRIDGE =~ ^[A-Za-z0-9_-]{1,15}$ ]] \
     || die "SANDBOX_BRIDGE=$SANDBOX_BRIDGE: need 1-15 characters of [A-Za-z0-9_-]"
 [[ $SANDBOX_IMAGE_ALIAS =~ ^[A-Za-z0-9._-]+$ ]] \
@@ -128,14 +129,18 @@ env_file_owner() { # the SANDBOX_LXD_DIR an existing env file was written for
     sed -n "s/^SANDBOX_LXD_DIR=//p" "$SANDBOX_ENV_FILE" | tr -d "'"
 }
 
-write_env_file() {
-    local owner tmp
+check_env_file_free() { # two running sandboxes must not share an env file / server.crt
+    local owner
     owner=$(env_file_owner)
     if [ -n "$owner" ] && [ "$owner" != "$SANDBOX_DIR" ] && [ -S "$owner/unix.socket" ] \
-        && LXD_DIR=$owner timeout 10 lxc query /1.0 >/dev/null 2>&1; then
+        && LXD_DIR=$owner LXD_CONF=$owner/.lxc-client timeout 10 lxc query /1.0 >/dev/null 2>&1; then
         die "$SANDBOX_ENV_FILE belongs to the running sandbox $owner; give this one a" \
             "SANDBOX_DIR under another parent directory (or set SANDBOX_ENV_FILE and SANDBOX_TLS_DIR)"
     fi
+}
+
+write_env_file() {
+    local tmp
     mkdir -p "$(dirname "$SANDBOX_ENV_FILE")"
     tmp=$(mktemp "$SANDBOX_ENV_FILE.XXXXXX")
     { echo "# written by scripts/lxd-sandbox.sh up"; env_lines; } > "$tmp"
@@ -145,13 +150,18 @@ write_env_file() {
 
 start_daemon() {
     local pid i
-    command -v lxd >/dev/null && command -v lxc >/dev/null \
-        || die "lxd/lxc not installed (apt-get install -y lxd lxd-client iptables busybox-static)"
+    if ! command -v lxd >/dev/null || ! command -v lxc >/dev/null; then
+        die "lxd/lxc not installed (apt-get install -y lxd lxd-client iptables busybox-static)"
+    fi
     command -v iptables >/dev/null || die "iptables not installed (LXD needs it for bridges)"
     if pid=$(daemon_pid); then
         say "daemon $pid does not answer; killing it"
         kill -9 "$pid" 2>/dev/null || true
         sleep 1
+    fi
+    # The port is set in the daemon's database; fail before starting if another has it.
+    if [ -n "$(ss -Hltn "sport = :$SANDBOX_PORT" 2>/dev/null)" ]; then
+        die "port $SANDBOX_PORT is taken (set SANDBOX_PORT)"
     fi
     # Bridge names are global to the kernel: a leftover of a killed daemon blocks ours.
     if ip link show dev "$SANDBOX_BRIDGE" >/dev/null 2>&1; then
@@ -168,7 +178,8 @@ start_daemon() {
     pid=$!
     echo "$pid" > "$pidfile"
     for ((i = 0; i < 120; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
+        # (our own child: once dead it is a zombie, which kill -0 still finds)
+        if [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo Z)" = Z ]; then
             tail -n 20 "$logfile" "$SANDBOX_DIR/lxd.out" >&2 || true
             die "lxd exited during start-up (logs above)"
         fi
@@ -239,6 +250,7 @@ setup() { # idempotent: cheap checks when everything is in place already
 
 cmd_up() {
     take_lock
+    check_env_file_free
     if ! is_up; then
         say "starting lxd in $SANDBOX_DIR"
         start_daemon
@@ -258,6 +270,11 @@ unmount_all() { # lazily unmount whatever is still mounted under SANDBOX_DIR, de
         done
 }
 
+leftover_monitors() { # pids of liblxc monitors of this sandbox's containers
+    ps -eo pid=,args= | awk -v p="[lxc monitor] $SANDBOX_DIR/containers " \
+        '{ pid = $1; sub(/^ *[0-9]+ /, "") } index($0, p) == 1 { print pid }'
+}
+
 cmd_down() {
     local purge=0 pid p bridges i owner
     case ${1:-} in
@@ -267,6 +284,11 @@ cmd_down() {
     esac
     take_lock
     bridges=$SANDBOX_BRIDGE
+    if ! is_up && [ -n "$(leftover_monitors)" ]; then
+        # A daemon that died left instances running: a new one adopts and stops them.
+        say "instances left behind by a dead daemon; restarting it to stop them"
+        (start_daemon) || say "could not restart lxd; killing the instances"
+    fi
     if is_up; then
         # Force-stop instances of every project, so that nothing is left behind and the
         # daemon's own shutdown does not wait on any of them.
@@ -285,6 +307,11 @@ cmd_down() {
         kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
+    for pid in $(leftover_monitors); do
+        say "killing leftover container monitor $pid and its container"
+        # shellcheck disable=SC2046 # word splitting of the pid list is meant
+        kill -9 $(ps -o pid= --ppid "$pid") "$pid" 2>/dev/null || true
+    done
     for p in $bridges; do
         if ip link show dev "$p" >/dev/null 2>&1; then
             ip link del dev "$p" || say "could not remove bridge $p"
@@ -306,9 +333,18 @@ cmd_down() {
     fi
 }
 
+port_from_daemon() { # env/status without SANDBOX_PORT: report the port the daemon uses
+    local addr
+    addr=$(sb_lxc config get core.https_address 2>/dev/null) || return 0
+    if [[ ${addr##*:} =~ ^[0-9]+$ ]]; then
+        SANDBOX_PORT=${addr##*:}
+    fi
+}
+
 cmd_status() {
     local pid n
     if is_up; then
+        port_from_daemon
         pid=$(daemon_pid || echo "?")
         n=$(sb_lxc list --all-projects --format csv -c n 2>/dev/null | grep -c . || true)
         echo "running: pid $pid, LXD $(sb_lxc version | sed -n 's/^Server version: //p'), dir $SANDBOX_DIR," \
@@ -320,7 +356,11 @@ cmd_status() {
 }
 
 cmd_env() {
-    is_up || say "warning: the sandbox is not running (run: $0 up)"
+    if is_up; then
+        port_from_daemon
+    else
+        say "warning: the sandbox is not running (run: $0 up)"
+    fi
     env_lines
     note
 }
