@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import structlog
@@ -32,6 +32,13 @@ from app.services.exceptions import (
     LXDUnavailable,
     error_from_lxd,
 )
+from app.services.lxd_stream import (
+    Connector,
+    LXDDownload,
+    open_download,
+    tls_connector,
+    unix_connector,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +48,8 @@ API_PREFIX = "/1.0"
 _FORBIDDEN_IN_SEGMENT = re.compile(r"[/?#%\\\x00-\x1f\x7f]")
 MAX_SEGMENT_LENGTH = 255
 STREAM_CHUNK_SIZE = 1024 * 1024
+# What `stream()` yields: an httpx response (injected transports), else a raw download.
+StreamedResponse = httpx.Response | LXDDownload
 
 
 def check_segment(value: str, *, what: str = "name") -> str:
@@ -122,15 +131,25 @@ class LXDClient:
         self.socket_path = settings.LXD_SOCKET_PATH
         self.ssl_context: ssl.SSLContext | None = None
         timeout = httpx.Timeout(settings.LXD_TIMEOUT)
+        # Downloads bypass httpx on the real transport (see `stream`); not with an injected one.
+        self._download_connector: Connector | None = None
+        self._host = "lxd"
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         if self.mode is ConnectionMode.remote:
             self.base_url = settings.LXD_REMOTE_URL.rstrip("/")
             self.ssl_context = _ssl_context(settings)
+            if transport is None:
+                url = urlsplit(self.base_url)
+                host, port = url.hostname or "localhost", url.port or 8443
+                self._host = f"{host}:{port}"
+                self._download_connector = tls_connector(host, port, self.ssl_context)
             transport = transport or httpx.AsyncHTTPTransport(
                 verify=self.ssl_context, limits=limits
             )
         else:
             self.base_url = "http://lxd"
+            if transport is None:
+                self._download_connector = unix_connector(self.socket_path)
             transport = transport or httpx.AsyncHTTPTransport(uds=self.socket_path, limits=limits)
         self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout)
         if self.mode is ConnectionMode.remote and not settings.LXD_TRUSTED_CA_PATH:
@@ -234,12 +253,18 @@ class LXDClient:
         *,
         project: str | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[httpx.Response]:
-        """GET `path` without reading the body; the caller iterates the response's bytes.
+    ) -> AsyncIterator[StreamedResponse]:
+        """GET `path` without reading the body; the caller iterates it with `iter_bytes()`.
 
         Errors are raised before the body is handed out; leaving the block closes the upstream
-        stream, also when the caller stops early (a client went away).
+        stream, also when the caller stops early (a client went away). On the real transport
+        the download gets a connection of its own, read in large reads (`lxd_stream`); an
+        injected transport (tests) goes through httpx.
         """
+        if self._download_connector is not None:
+            async with self._raw_stream(path, project=project, params=params) as download:
+                yield download
+            return
         query = _query(project, None, params)
         request = self._http.build_request("GET", path, params=query)
         try:
@@ -256,8 +281,31 @@ class LXDClient:
         finally:
             await response.aclose()
 
-    async def iter_bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    @asynccontextmanager
+    async def _raw_stream(
+        self, path: str, *, project: str | None, params: Mapping[str, Any] | None
+    ) -> AsyncIterator[LXDDownload]:
+        assert self._download_connector is not None
+        query = urlencode(_query(project, None, params))
+        target = f"{path}?{query}" if query else path
+        download = await open_download(
+            self._download_connector, host=self._host, target=target, timeout=self.timeout
+        )
+        try:
+            if download.status_code >= 400:
+                body = await download.read_error_body(self.timeout)
+                reply = httpx.Response(download.status_code, headers=download.headers, content=body)
+                self._parse("GET", path, reply)
+            yield download
+        finally:
+            await download.aclose()
+
+    async def iter_bytes(self, response: StreamedResponse) -> AsyncIterator[bytes]:
         """The body of a streamed response in large chunks, with transport errors typed."""
+        if isinstance(response, LXDDownload):
+            async for chunk in response.iter_raw(STREAM_CHUNK_SIZE, self.timeout):
+                yield chunk
+            return
         try:
             async for chunk in response.aiter_raw(STREAM_CHUNK_SIZE):
                 yield chunk

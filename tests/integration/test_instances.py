@@ -264,24 +264,18 @@ async def test_create_bad_input(
     assert viewer.status_code == 403
 
 
-@pytest.mark.parametrize("path", ["%2E%2E", "a_b", "a.b", "x" * 64, "a%3Fb", "a%23b", "a%25b"])
+@pytest.mark.parametrize(
+    "path", ["%2E%2E", "a%2Fb", "a%2F..%2F..%2Fnetworks", "a_b", "a.b", "x" * 64, "a%3Fb", "a%23b"]
+)
 async def test_invalid_names_are_422(
     client: httpx.AsyncClient, auth_headers: Headers, path: str
 ) -> None:
+    # Refused before LXD is asked: by the route's name pattern (validation_error) or, for
+    # encoded separators and dot segments, by the app's raw-path check (invalid_name).
     for suffix in ("", "/state", "/snapshots", "/backups/b1/export", "/logs/lxc.log"):
         reply = await client.get(f"{API}/{path}{suffix}", headers=auth_headers("operator"))
         assert reply.status_code == 422, (path, suffix, reply.text)
-        assert reply.json()["code"] == "validation_error"
-
-
-@pytest.mark.parametrize("path", ["a%2Fb", "a%2F..%2F..%2Fnetworks"])
-async def test_slash_in_a_name_never_reaches_lxd(
-    client: httpx.AsyncClient, auth_headers: Headers, path: str
-) -> None:
-    # Starlette decodes %2F before routing: no instance route matches, LXD is never asked.
-    reply = await client.get(f"{API}/{path}", headers=auth_headers("operator"))
-    assert reply.status_code in {404, 422}
-    assert reply.json()["detail"] in ("Not Found",) or reply.json()["code"] == "validation_error"
+        assert reply.json()["code"] in {"validation_error", "invalid_name"}
 
 
 async def test_unknown_instance_is_404(client: httpx.AsyncClient, auth_headers: Headers) -> None:

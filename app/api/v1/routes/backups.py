@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
 from app.api.operations import operation_answer
-from app.api.v1.routes.instances import ASYNC_RESPONSES, errors
+from app.api.v1.routes.instances import ASYNC_RESPONSES, LXDJSONResponse, errors
 from app.schemas.backups import BackupCreate, BackupPublic
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.services import backups as service
@@ -64,7 +64,7 @@ async def list_backups(
         limit=params.limit,
         offset=params.offset,
     )
-    return JSONResponse(body)
+    return LXDJSONResponse(body)
 
 
 @router.post(
@@ -102,7 +102,7 @@ async def create_backup(
 async def get_backup(
     name: InstanceName, backup: BackupName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
 ) -> JSONResponse:
-    return JSONResponse(await service.get_backup(lxd, name=name, backup=backup, project=project))
+    return LXDJSONResponse(await service.get_backup(lxd, name=name, backup=backup, project=project))
 
 
 @router.delete(

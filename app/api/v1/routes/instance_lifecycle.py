@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -96,5 +98,5 @@ def _shortcut(action: StateAction) -> None:
     )
 
 
-for _action in ("start", "stop", "restart", "freeze", "unfreeze"):
-    _shortcut(_action)  # type: ignore[arg-type]
+for _action in get_args(StateAction):
+    _shortcut(_action)

@@ -6,8 +6,9 @@ LXD objects are answered as LXD sent them (`JSONResponse`); `response_model` doc
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import pydantic_core
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
@@ -65,8 +66,16 @@ ASYNC_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _lxd_json(body: object, etag: str | None = None) -> JSONResponse:
-    return JSONResponse(body, headers={"ETag": etag} if etag else None)
+class LXDJSONResponse(JSONResponse):
+    """JSON rendered by pydantic-core: LXD objects are large (a 50-instance list is ~90 KB) and
+    this is 2-3x faster than `json.dumps`."""
+
+    def render(self, content: Any) -> bytes:
+        return pydantic_core.to_json(content)
+
+
+def _lxd_json(body: object, etag: str | None = None) -> LXDJSONResponse:
+    return LXDJSONResponse(body, headers={"ETag": etag} if etag else None)
 
 
 @router.get(
@@ -98,7 +107,7 @@ async def list_instances(
         offset=params.offset,
         instance_type=instance_type,
     )
-    return JSONResponse(body)
+    return _lxd_json(body)
 
 
 @router.post(
@@ -243,4 +252,4 @@ async def rename_instance(
 async def get_instance_state(
     name: InstanceName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
 ) -> JSONResponse:
-    return JSONResponse(await service.get_state(lxd, name=name, project=project))
+    return _lxd_json(await service.get_state(lxd, name=name, project=project))

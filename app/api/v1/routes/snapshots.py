@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
 from app.api.operations import operation_answer
-from app.api.v1.routes.instances import ASYNC_RESPONSES, errors
+from app.api.v1.routes.instances import ASYNC_RESPONSES, LXDJSONResponse, errors
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.schemas.snapshots import SnapshotCreate, SnapshotPublic, SnapshotRestore, SnapshotUpdate
 from app.services import snapshots as service
@@ -40,7 +40,7 @@ async def list_snapshots(
         limit=params.limit,
         offset=params.offset,
     )
-    return JSONResponse(body)
+    return LXDJSONResponse(body)
 
 
 @router.post(
@@ -77,7 +77,7 @@ async def create_snapshot(
 async def get_snapshot(
     name: InstanceName, snapshot: SnapshotName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
 ) -> JSONResponse:
-    return JSONResponse(
+    return LXDJSONResponse(
         await service.get_snapshot(lxd, name=name, snapshot=snapshot, project=project)
     )
 
