@@ -182,9 +182,12 @@ async def test_get_image_by_fingerprint_and_prefix(
     missing = "0" * 64 if not fingerprint.startswith("0") else "f" * 64
     reply = await client.get(f"{API}/{missing}", params={"project": project}, headers=headers)
     assert_error(reply, 404, "not_found")
-    for bad in ("xyz", "%2E%2E", "a" * 65, "ab%3Fcd"):
+    for bad in ("xyz", "a" * 65, "ab%3Fcd"):
         reply = await client.get(f"{API}/{bad}", params={"project": project}, headers=headers)
         assert_error(reply, 422, "validation_error")
+    for bad in ("%2E%2E", f"{fingerprint}%2F..", "..%5C"):
+        reply = await client.get(f"{API}/{bad}", params={"project": project}, headers=headers)
+        assert_error(reply, 422)
     reply = await client.get(f"{API}/{fingerprint}", params={"project": "a/b"}, headers=headers)
     assert_error(reply, 422, "validation_error")
 

@@ -135,17 +135,21 @@ async def test_list_and_get_aliases(
         assert reply.json() == {**by_name[name]}
         assert reply.headers.get("etag")
 
-        # ...but not addressable one by one: nothing reaches LXD.
+        # ...but not addressable one by one (422): nothing reaches LXD.
         escaped = slashed.replace("/", "%2F")
         reply = await client.get(f"{API}/{escaped}", params=params, headers=headers)
-        assert reply.status_code in (404, 422), reply.text
-        assert_error(reply, reply.status_code)
+        assert_error(reply, 422)
+        reply = await client.delete(f"{API}/{escaped}", params=params, headers=auth_headers())
+        assert_error(reply, 422)
+        assert await raw_alias(lxd_raw, slashed, project) is not None
     finally:
         await lxd_raw.delete(f"/1.0/images/aliases/{slashed}", params=params)
 
     reply = await client.get(f"{API}/{alias_name()}", params=params, headers=headers)
     assert_error(reply, 404, "not_found")
     reply = await client.get(f"{API}/%2E%2E", params=params, headers=headers)
+    assert_error(reply, 422)
+    reply = await client.get(f"{API}/-bad", params=params, headers=headers)
     assert_error(reply, 422, "validation_error")
     reply = await client.get(API, params={"project": "no-such-project-x"}, headers=headers)
     assert_error(reply, 404, "not_found")

@@ -8,11 +8,13 @@ own and are read back with `lxd_raw`.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 import tarfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,14 +227,54 @@ async def test_copy_with_a_remote_name(
                 assert alias in {entry["name"] for entry in image["aliases"]}
 
 
-BIG_IMAGE_BYTES = 128 * 1024 * 1024
+BIG_IMAGE_BYTES = 48 * 1024 * 1024
+# Bytes per second the proxy in front of the image server lets through (a copy of the big
+# image takes about 2 s, long enough to be seen running whatever the load on the machine).
+PROXY_RATE = 24 * 1024 * 1024
+
+
+@asynccontextmanager
+async def throttled_proxy(target: str) -> AsyncIterator[str]:
+    """A TCP proxy on 127.0.0.1 in front of `target` (https://host:port) that slows the
+    server's answers down to PROXY_RATE; TLS passes through untouched. Yields its URL."""
+    host, port = target.removeprefix("https://").rsplit(":", 1)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
+        try:
+            while data := await src.read(64 * 1024):
+                dst.write(data)
+                await dst.drain()
+                if slow:
+                    await asyncio.sleep(len(data) / PROXY_RATE)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        both = asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
+        task = asyncio.ensure_future(both)
+        tasks.add(task)
+        await asyncio.gather(task, return_exceptions=True)
+        tasks.discard(task)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.fixture(scope="module")
 async def big_remote_image(
     remote_server: RemoteServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    """A public image big enough (128 MiB, uncompressed zeros) to be seen downloading."""
+    """A public image big enough (48 MiB of uncompressed zeros) to be seen downloading."""
     path = tmp_path_factory.mktemp("big-image") / "image.tar"
     with tarfile.open(path, mode="w") as tar:
         meta = b"architecture: x86_64\ncreation_date: 1700000000\nproperties: {}\n"
@@ -267,22 +309,27 @@ async def test_copy_progress_is_visible_while_it_runs(
     big_remote_image: str,
     landed: list[str],
 ) -> None:
-    body = {"source": lxd_source(remote_server, fingerprint=big_remote_image)}
     landed.append(big_remote_image)
-    reply = await client.post(API, params={"project": project}, json=body, headers=auth_headers())
-    assert reply.status_code == 202, reply.text
-    poll_url = reply.json()["poll_url"]
     progress: list[str] = []
-    status = "Running"
-    while status == "Running":
-        op = await client.get(poll_url, headers=auth_headers("viewer"))
-        assert op.status_code == 200, op.text
-        status = op.json()["status"]
-        value = (op.json().get("metadata") or {}).get("download_progress")
-        if value:
-            progress.append(value)
-    assert status == "Success"
-    assert progress, "no download_progress seen while the copy ran"
+    status, polls = "Running", 0
+    async with throttled_proxy(remote_server.url) as slow_url:
+        source = {**lxd_source(remote_server, fingerprint=big_remote_image), "server": slow_url}
+        reply = await client.post(
+            API, params={"project": project}, json={"source": source}, headers=auth_headers()
+        )
+        assert reply.status_code == 202, reply.text
+        poll_url = reply.json()["poll_url"]
+        while status == "Running" and polls < 600:
+            polls += 1
+            op = await client.get(poll_url, headers=auth_headers("viewer"))
+            assert op.status_code == 200, op.text
+            status = op.json()["status"]
+            value = (op.json().get("metadata") or {}).get("download_progress")
+            if value:
+                progress.append(value)
+            await asyncio.sleep(0.05)
+    assert status == "Success", op.text
+    assert progress, f"no download_progress seen in {polls} polls while the copy ran"
     assert "%" in progress[0]
     assert await raw_image(lxd_raw, big_remote_image, project) is not None
 
