@@ -238,7 +238,7 @@ async def throttled_proxy(target: str) -> AsyncIterator[str]:
     """A TCP proxy on 127.0.0.1 in front of `target` (https://host:port) that slows the
     server's answers down to PROXY_RATE; TLS passes through untouched. Yields its URL."""
     host, port = target.removeprefix("https://").rsplit(":", 1)
-    tasks: set[asyncio.Task[None]] = set()
+    connections: set[asyncio.Future[Any]] = set()
 
     async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
         try:
@@ -255,19 +255,18 @@ async def throttled_proxy(target: str) -> AsyncIterator[str]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
         both = asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
-        task = asyncio.ensure_future(both)
-        tasks.add(task)
-        await asyncio.gather(task, return_exceptions=True)
-        tasks.discard(task)
+        connections.add(both)
+        await asyncio.gather(both, return_exceptions=True)
+        connections.discard(both)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     try:
         yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for connection in connections:
+            connection.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
 
 
 @pytest.fixture(scope="module")
