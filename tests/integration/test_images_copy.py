@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 import tarfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -111,12 +110,6 @@ async def landed(lxd_raw: httpx.AsyncClient, project: str) -> AsyncIterator[list
         if reply.status_code == 202:
             await lxd_raw.get(f"{reply.json()['operation']}/wait", params={"timeout": 30})
         assert await raw_image(lxd_raw, fingerprint, project) is None
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def lxd_source(server: RemoteServer, **key: str) -> dict[str, Any]:
@@ -334,34 +327,6 @@ async def test_copy_progress_is_visible_while_it_runs(
 
 
 # --- copies that fail ---------------------------------------------------------------------------
-async def test_copy_from_unreachable_server(
-    client: httpx.AsyncClient, lxd_raw: httpx.AsyncClient, auth_headers: Headers, project: str
-) -> None:
-    before = (await lxd_raw.get("/1.0/images", params={"project": project})).json()["metadata"]
-    source = {
-        "alias": "whatever",
-        "server": f"https://127.0.0.1:{closed_port()}",
-        "protocol": "lxd",
-    }
-    params = {"project": project}
-
-    reply = await client.post(
-        API, params={**params, "wait": "true"}, json={"source": source}, headers=auth_headers()
-    )
-    assert 400 <= reply.status_code < 600, reply.text
-    body = assert_error(reply, reply.status_code)
-    assert "127.0.0.1" in body["detail"]
-    assert "connect" in body["detail"].lower()
-
-    reply = await client.post(API, params=params, json={"source": source}, headers=auth_headers())
-    assert reply.status_code == 202, reply.text
-    op = await wait_raw(lxd_raw, reply.json())
-    assert op["status"] == "Failure"
-    assert "connect" in op["err"].lower()
-    after = (await lxd_raw.get("/1.0/images", params={"project": project})).json()["metadata"]
-    assert after == before
-
-
 async def test_copy_from_private_server_without_its_certificate(
     client: httpx.AsyncClient,
     lxd_raw: httpx.AsyncClient,
@@ -401,36 +366,3 @@ async def test_copy_with_a_taken_alias_is_409(
     reply = await client.post(API, params={"project": project}, json=body, headers=auth_headers())
     assert_error(reply, 409, "conflict")
     assert await raw_image(lxd_raw, remote_image.fingerprint, project) is None
-
-
-async def test_copy_bad_input(
-    client: httpx.AsyncClient, auth_headers: Headers, project: str
-) -> None:
-    server = {"server": "https://127.0.0.1:1", "protocol": "lxd"}
-    bad_bodies: list[dict[str, Any]] = [
-        {"source": {"alias": "a", "fingerprint": "ab", **server}},
-        {"source": server},
-        {"source": {"alias": "a", "server": "http://127.0.0.1:1", "protocol": "lxd"}},
-        {"source": {"alias": "a", "server": "https://127.0.0.1:1"}},
-        {"source": {"alias": "a", "remote": "images", **server}},
-        {"source": {"alias": "a", "remote": "nowhere"}},
-        {"source": {"alias": "a", **server, "protocol": "ftp"}},
-        {"source": {"alias": "a", **server, "certificate": "not a certificate"}},
-        {"source": {"alias": "a", **server, "type": "container"}},
-        {"source": {"alias": "a b", **server}},
-        {"source": {"alias": "a", **server}, "aliases": ["x/y"]},
-        {"source": {"alias": "a", **server}, "aliases": ["x", "x"]},
-        {"source": {"alias": "a", **server}, "surprise": True},
-    ]
-    for body in bad_bodies:
-        reply = await client.post(
-            API, params={"project": project}, json=body, headers=auth_headers()
-        )
-        assert_error(reply, 422, "validation_error")
-    reply = await client.post(
-        API,
-        params={"project": "no-such-project-x"},
-        json={"source": {"alias": "a", **server}},
-        headers=auth_headers(),
-    )
-    assert_error(reply, 404, "not_found")
