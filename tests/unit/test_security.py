@@ -3,6 +3,8 @@ always off the event loop) and JWTs (HS256 only, required claims, types)."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -76,15 +78,21 @@ async def test_unknown_user_spends_a_dummy_verification() -> None:
 async def test_hashing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     loop_thread = threading.get_ident()
     threads: list[int] = []
+    niceness: list[int] = []
     real_hash = security.password_hash.hash
     real_verify = security._verify_and_update
 
-    def spy_hash(password: str) -> str:
+    def record() -> None:
         threads.append(threading.get_ident())
+        if sys.platform == "linux":
+            niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    def spy_hash(password: str) -> str:
+        record()
         return real_hash(password)
 
     def spy_verify(password: str, hashed: str) -> tuple[bool, str | None]:
-        threads.append(threading.get_ident())
+        record()
         return real_verify(password, hashed)
 
     monkeypatch.setattr(security.password_hash, "hash", spy_hash)
@@ -94,6 +102,8 @@ async def test_hashing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
     await verify_password("password-one", None)
     assert len(threads) == 3
     assert loop_thread not in threads
+    # Low priority: a burst of logins must not take the CPU from the event loop.
+    assert all(n >= security.HASH_NICENESS for n in niceness)
 
 
 async def test_login_rehashes_a_bcrypt_hash(
