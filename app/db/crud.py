@@ -122,9 +122,13 @@ async def revoke_user_tokens(session: AsyncSession, user_id: int) -> None:
     await session.execute(stmt)
 
 
-async def purge_refresh_tokens(session: AsyncSession, *, older_than: datetime) -> int:
-    """Drop tokens that expired before `older_than`. Rotated tokens are kept until they expire:
-    they are what reuse detection looks up."""
+async def purge_refresh_tokens(
+    session: AsyncSession, *, older_than: datetime, user_id: int | None = None
+) -> int:
+    """Drop tokens that expired before `older_than` (of one user, or of all). Rotated tokens are
+    kept until they expire: they are what reuse detection looks up."""
     stmt = delete(RefreshToken).where(RefreshToken.expires_at < older_than)
+    if user_id is not None:
+        stmt = stmt.where(RefreshToken.user_id == user_id)
     result = await session.execute(stmt)
     return int(getattr(result, "rowcount", 0) or 0)

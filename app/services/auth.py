@@ -26,7 +26,7 @@ from app.core.security import (
     verify_password,
 )
 from app.db import crud
-from app.db.models import User
+from app.db.models import User, utcnow
 from app.services.exceptions import AppError, BadRequestError, ConflictError, NotFoundError
 
 log = structlog.get_logger(__name__)
@@ -134,6 +134,8 @@ async def login(
         user.password_hash = new_hash
         log.info("auth.password_rehashed", user_id=user.id)
     pair, _ = await _issue_pair(session, settings, user)
+    # Housekeeping on the way: this user's expired refresh tokens can go.
+    await crud.purge_refresh_tokens(session, older_than=utcnow(), user_id=user.id)
     await session.commit()
     log.info("auth.login", user_id=user.id, username=user.username)
     return pair

@@ -312,3 +312,28 @@ async def test_password_change_checks_the_current_password_and_the_rules(
         assert (await unit_client.put(PASSWORD, json=body, headers=headers)).status_code == 422
     # Still the old password, still the old token.
     assert (await unit_client.get(ME, headers=headers)).status_code == 200
+
+
+async def test_login_purges_the_users_expired_refresh_tokens(
+    unit_app: FastAPI, unit_client: httpx.AsyncClient, unit_auth_headers: Headers
+) -> None:
+    from sqlalchemy import select
+
+    from app.db import crud
+    from app.db.models import RefreshToken
+
+    user_id, _ = unit_app.state.test_auth.users["viewer"]
+    other_id, _ = unit_app.state.test_auth.users["operator"]
+    long_ago = datetime.now(UTC) - timedelta(days=1)
+    async with unit_app.state.db_sessionmaker() as session:
+        for jti, owner in (("old-mine", user_id), ("old-theirs", other_id)):
+            await crud.add_refresh_token(
+                session, jti=jti, user_id=owner, family_id=jti, expires_at=long_ago
+            )
+        await session.commit()
+    await tokens(unit_client, "test-viewer")
+    async with unit_app.state.db_sessionmaker() as session:
+        left = set((await session.scalars(select(RefreshToken.id))).all())
+    assert "old-mine" not in left
+    assert "old-theirs" in left
+    assert len(left) == 2
