@@ -15,7 +15,7 @@ from limits import RateLimitItem
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
-from app.core.config import Settings, get_settings
+from app.core.config import Settings
 from app.core.ratelimit import RateLimiter, TrustedProxies, client_ip
 from app.core.security import (
     WS_CLOSE_FORBIDDEN,
@@ -33,7 +33,14 @@ from app.services.lxd_client import LXDClient
 
 log = structlog.get_logger(__name__)
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+def get_app_settings(connection: HTTPConnection) -> Settings:
+    """The app's own settings (`create_app(settings)` may differ from the environment's)."""
+    settings: Settings = connection.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 def get_lxd(connection: HTTPConnection) -> LXDClient:
@@ -112,15 +119,6 @@ WaitParams = Annotated[WaitQuery, Depends(get_wait_query)]
 
 
 # --- database, current user, roles ---------------------------------------------------------------
-# The app's own settings (tests and `create_app(settings)` may differ from the environment's).
-def get_app_settings(connection: HTTPConnection) -> Settings:
-    settings: Settings = connection.app.state.settings
-    return settings
-
-
-AppSettingsDep = Annotated[Settings, Depends(get_app_settings)]
-
-
 async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = connection.app.state.db_sessionmaker
     async with sessionmaker() as session:

@@ -114,7 +114,14 @@ _BY_STATUS: dict[int, type[LXDError]] = {
 # LXD 5.0 answers some client mistakes with a 500 (or reports them only as a failed operation).
 # These messages are about the request, not about LXD: report them as what they are.
 _MESSAGE_RULES: tuple[tuple[re.Pattern[str], type[LXDError]], ...] = (
-    (re.compile(r"already exists|already in use|is in use|is currently in use", re.I), LXDConflict),
+    (
+        re.compile(
+            r"already exists|already in use|is in use|is currently in use|only empty|"
+            r"more than one .* matches",
+            re.I,
+        ),
+        LXDConflict,
+    ),
     (re.compile(r"not found|no such object|doesn't exist|does not exist", re.I), LXDNotFound),
     (
         re.compile(

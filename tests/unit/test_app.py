@@ -12,6 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from app.api.deps import ProjectDep
 from app.core.config import Settings
 from app.main import create_app
 
@@ -229,3 +230,19 @@ async def test_encoded_separators_are_422(
     assert reply.json()["code"] == "invalid_name"
     assert reply.json()["request_id"] == "rid-p"
     assert sent == []
+
+
+async def test_default_project_comes_from_the_apps_settings(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(
+        make_settings(DEFAULT_PROJECT="staging"), lxd_transport=httpx.MockTransport(lxd_up)
+    )
+
+    @app.get("/which-project")
+    async def which(project: ProjectDep) -> str:
+        return project
+
+    assert (await call(app, "GET", "/which-project")).json() == "staging"
+    assert (await call(app, "GET", "/which-project?project=p1")).json() == "p1"
+    assert (await call(app, "GET", "/which-project?project=a%20b")).status_code == 422

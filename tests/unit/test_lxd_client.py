@@ -72,6 +72,8 @@ async def test_async_reply_names_its_operation(make_settings: Callable[..., Sett
         (412, "ETag doesn't match", exc.LXDPreconditionFailed, 412),
         (500, "Invalid filter: clause has no operator", exc.LXDBadRequest, 400),
         (500, "Storage volume already exists", exc.LXDConflict, 409),
+        (500, "Only empty projects can be removed", exc.LXDConflict, 409),
+        (500, "More than one image matches", exc.LXDConflict, 409),
         (500, "open /var/lib/lxd: input/output error", exc.LXDError, 502),
     ],
 )

@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from app.api.deps import (
     AdminUser,
-    AppSettingsDep,
     LoginRateLimit,
     RefreshRateLimit,
     SessionDep,
+    SettingsDep,
     ViewerUser,
 )
 from app.core.security import PASSWORD_MAX_LENGTH
@@ -62,7 +62,7 @@ def _pair(pair: service.TokenPair) -> TokenPair:
     responses=_errors(401, 422, 429),
 )
 async def login(
-    body: LoginRequest, session: SessionDep, settings: AppSettingsDep, limit: LoginRateLimit
+    body: LoginRequest, session: SessionDep, settings: SettingsDep, limit: LoginRateLimit
 ) -> TokenPair:
     await limit.check_username(body.username)
     pair = await service.login(session, settings, username=body.username, password=body.password)
@@ -122,7 +122,7 @@ async def _read_form(request: Request) -> dict[str, str]:
     openapi_extra=_TOKEN_FORM_SCHEMA,
 )
 async def token(
-    request: Request, session: SessionDep, settings: AppSettingsDep, limit: LoginRateLimit
+    request: Request, session: SessionDep, settings: SettingsDep, limit: LoginRateLimit
 ) -> TokenPair:
     form = await _read_form(request)
     try:
@@ -151,7 +151,7 @@ async def token(
     responses=_errors(401, 422, 429),
 )
 async def refresh(
-    body: RefreshRequest, session: SessionDep, settings: AppSettingsDep, _: RefreshRateLimit
+    body: RefreshRequest, session: SessionDep, settings: SettingsDep, _: RefreshRateLimit
 ) -> TokenPair:
     pair = await service.refresh(session, settings, refresh_token=body.refresh_token)
     return _pair(pair)
@@ -168,7 +168,7 @@ async def refresh(
     responses=_errors(401, 422),
 )
 async def logout(
-    body: LogoutRequest, user: ViewerUser, session: SessionDep, settings: AppSettingsDep
+    body: LogoutRequest, user: ViewerUser, session: SessionDep, settings: SettingsDep
 ) -> Response:
     await service.logout(session, settings, user_id=user.id, refresh_token=body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,10 +8,10 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import (
     AdminUser,
-    AppSettingsDep,
     ListParams,
     LXDDep,
     ProjectDep,
+    SettingsDep,
     ViewerUser,
     WaitParams,
 )
@@ -92,7 +92,7 @@ async def copy_image(
     body: ImageCopy,
     lxd: LXDDep,
     project: ProjectDep,
-    settings: AppSettingsDep,
+    settings: SettingsDep,
     wait: WaitParams,
     user: AdminUser,
 ) -> JSONResponse:
