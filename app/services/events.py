@@ -26,7 +26,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from app.services.exceptions import LXDError
+from app.services.exceptions import LXDError, LXDUnavailable
 from app.services.lxd_client import LXDClient, lxd_path
 
 log = structlog.get_logger(__name__)
@@ -190,7 +190,9 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await upstream.task
         if upstream.ready is not None and not upstream.ready.done():
-            upstream.ready.cancel()
+            # A subscriber still waiting for the first connection hears why, not a cancel.
+            upstream.ready.set_exception(LXDUnavailable("The event relay is shutting down"))
+            upstream.ready.exception()  # retrieved: no "never retrieved" warning if none waits
 
     async def _run(self, upstream: _Upstream) -> None:
         delay = self.backoff_initial

@@ -312,3 +312,13 @@ async def test_exec_operation_shows_no_secrets(
     assert answers[0].json()["metadata"]["command"] == ["sleep", "31"]
     await ws.close()
     await _wait_for_process(lxd_raw, instance, "sleep 31", present=False)
+
+
+async def test_missing_command_exits_127(
+    live_url: str, instance: str, ws_token: Callable[..., str]
+) -> None:
+    for interactive in (False, True):
+        ws = await open_exec(live_url, instance, ws_token("operator"))
+        await ws.send(json.dumps({"command": ["no-such-cmd"], "interactive": interactive}))
+        result = await session(ws, timeout=20)
+        assert (result["exit"], result["close_code"]) == (127, 1000)
