@@ -44,6 +44,7 @@ async def list_backups(
     name: str,
     project: str,
     expand: bool,
+    filter_: str | None = None,
     limit: int | None,
     offset: int,
 ) -> dict[str, Any]:
@@ -53,6 +54,7 @@ async def list_backups(
             lxd_path("instances", name, "backups"),
             project=project,
             expand=expand,
+            filter_=filter_,
             limit=limit,
             offset=offset,
         )

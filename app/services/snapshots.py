@@ -28,6 +28,7 @@ async def list_snapshots(
     name: str,
     project: str,
     expand: bool,
+    filter_: str | None = None,
     limit: int | None,
     offset: int,
 ) -> dict[str, Any]:
@@ -37,6 +38,7 @@ async def list_snapshots(
             lxd_path("instances", name, "snapshots"),
             project=project,
             expand=expand,
+            filter_=filter_,
             limit=limit,
             offset=offset,
         )

@@ -50,7 +50,9 @@ class DownloadResponse(StreamingResponse):
     response_model=Page[BackupPublic | str],
     summary="List an instance's backups",
     description="`GET /1.0/instances/{name}/backups` with `recursion=1` (`expand=false`: names "
-    "only), paged here with `limit`/`offset`. Role: viewer. Synchronous.",
+    "only), sorted by name and paged here with `limit`/`offset`. `filter` is passed on, but LXD "
+    "5.0 filters only instances, images and volumes: it returns all backups. Role: viewer. "
+    "Synchronous.",
     responses=errors(),
 )
 async def list_backups(
@@ -61,6 +63,7 @@ async def list_backups(
         name=name,
         project=project,
         expand=params.expand,
+        filter_=params.filter,
         limit=params.limit,
         offset=params.offset,
     )

@@ -84,7 +84,8 @@ def _lxd_json(body: object, etag: str | None = None) -> LXDJSONResponse:
     summary="List instances",
     description="`GET /1.0/instances` with `recursion=1` (`expand=false`: names only), "
     "`filter` passed through (e.g. `status eq Running`), `instance-type` to keep containers or "
-    "VMs; paged here with `limit`/`offset`. An unknown project is a 404. Role: viewer. "
+    "VMs; sorted by name and paged here with `limit`/`offset`. An unknown project is a 404. "
+    "Role: viewer. "
     "Synchronous.",
     responses=errors(400),
 )

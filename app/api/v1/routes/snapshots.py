@@ -26,7 +26,9 @@ SnapshotName = Annotated[
     response_model=Page[SnapshotPublic | str],
     summary="List an instance's snapshots",
     description="`GET /1.0/instances/{name}/snapshots` with `recursion=1` (`expand=false`: "
-    "names only), paged here with `limit`/`offset`. Role: viewer. Synchronous.",
+    "names only), sorted by name and paged here with `limit`/`offset`. `filter` is passed on, but "
+    "LXD 5.0 filters only instances, images and volumes: it returns all snapshots. Role: viewer. "
+    "Synchronous.",
     responses=errors(),
 )
 async def list_snapshots(
@@ -37,6 +39,7 @@ async def list_snapshots(
         name=name,
         project=project,
         expand=params.expand,
+        filter_=params.filter,
         limit=params.limit,
         offset=params.offset,
     )
