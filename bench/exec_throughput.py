@@ -102,6 +102,11 @@ class ApiServer:
             time.sleep(0.2)
         raise RuntimeError("the app did not answer /health/live within 60 s")
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
     def token(self) -> str:
         reply = httpx.post(
             f"{self.url}/api/v1/auth/login",
@@ -211,6 +216,12 @@ def check(got: int, wanted: int, interactive: bool) -> None:
         print(f"  (PTY tail lost by LXD: {wanted - got} bytes)")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -245,11 +256,14 @@ async def main(args: argparse.Namespace) -> None:
                 await direct(raw, socket_path, name, 1_000_000, interactive)
                 await proxied(base, token, name, 1_000_000, interactive)
                 rates: dict[str, list[float]] = {"direct": [], "api": []}
+                relay_cpu: list[float] = []
                 for _ in range(args.rounds):
                     n, seconds = await direct(raw, socket_path, name, args.bytes, interactive)
                     check(n, args.bytes, interactive)
                     rates["direct"].append(n / seconds / 1e6)
+                    before = cpu_seconds(server.pid)
                     n, seconds = await proxied(base, token, name, args.bytes, interactive)
+                    relay_cpu.append(cpu_seconds(server.pid) - before)
                     check(n, args.bytes, interactive)
                     rates["api"].append(n / seconds / 1e6)
                 d, a = statistics.median(rates["direct"]), statistics.median(rates["api"])
@@ -257,6 +271,8 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  LXD direct : {d:7.1f} MB/s  {[round(r, 1) for r in rates['direct']]}")
                 print(f"  through API: {a:7.1f} MB/s  {[round(r, 1) for r in rates['api']]}")
                 print(f"  ratio      : {a / d:.2f}x (target >= 0.85x)")
+                cpu = statistics.median(relay_cpu)
+                print(f"  relay CPU  : {cpu:.2f} s per run ({cpu * 1e9 / args.bytes:.1f} ns/byte)")
         finally:
             server.stop()
             reply = await raw.put(
