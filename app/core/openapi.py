@@ -16,7 +16,32 @@ async operations, exec and console over WebSocket, snapshots and backups.
 """
 
 OPENAPI_TAGS: list[dict[str, str]] = [
-    {"name": "health", "description": "Liveness and a deep check of the LXD connection."},
+    {
+        "name": "health",
+        "description": "Public probes: `/health` checks LXD (`GET /1.0`; 503 `degraded` with "
+        "the reason when LXD is unreachable), `/health/live` only the process.",
+    },
+    {
+        "name": "auth",
+        "description": "Log in with username and password (`/auth/login`, JSON; `/auth/token`, "
+        "the form Swagger's *Authorize* button uses) for an access token (send it as "
+        "`Authorization: Bearer <token>`, or `?token=` on WebSockets) and a refresh token. "
+        "Refreshing rotates the refresh token; using a rotated one again revokes its whole "
+        "family. Login and refresh are rate-limited (429 with `Retry-After`). A password change "
+        "cuts off every token issued before it.",
+    },
+    {
+        "name": "users",
+        "description": "User management (admin): list, get, change role / active flag / "
+        "password, delete. A change to a user's role, active flag or password takes effect on "
+        "their next request. The last active admin cannot be deleted, disabled or demoted "
+        "(409). No answer ever carries a password hash.",
+    },
+    {
+        "name": "system",
+        "description": "What the LXD server is (versions, API extensions, storage and kernel; "
+        "never certificates or keys) and whether it answers.",
+    },
     {
         "name": "projects",
         "description": "LXD projects: CRUD, rename (an operation; empty projects only), resource "

@@ -40,10 +40,14 @@ class TokenPair(BaseModel):
 
 
 class RefreshRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": "eyJhbGciOi..."}]})
+
     refresh_token: TokenString
 
 
 class LogoutRequest(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": "eyJhbGciOi..."}]})
+
     refresh_token: TokenString
 
 

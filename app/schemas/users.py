@@ -32,7 +32,12 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     """Any of the three; each change cuts off the user's current tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"role": "operator"}, {"is_active": False}, {"password": "n3w-passw0rd"}]
+        },
+    )
 
     role: Role | None = None
     is_active: bool | None = None

@@ -55,7 +55,8 @@ async def list_users(
     "/{username}",
     response_model=UserPublic,
     summary="Get a user",
-    description="Admin.",
+    description="One user's name, role, active flag and creation time (never a password "
+    "hash). Admin.",
     responses=_errors(404, 422),
 )
 async def get_user(username: UsernamePath, _: AdminUser, session: SessionDep) -> UserPublic:
