@@ -187,8 +187,8 @@ async def main() -> int:
         ok = ok and (ratio >= 0.9 or reader != "bare socket")
         print(
             f"{reader:>11}: direct {direct:7.0f} MB/s, API {api:7.0f} MB/s, ratio {ratio:.3f} "
-            f"(median of {len(by_label['api'])}; runs direct {by_label['direct']!r:.60}, "
-            f"API {[round(r) for r in by_label['api']]})"
+            f"(median of {len(by_label['api'])}; runs: direct "
+            f"{[round(r) for r in by_label['direct']]}, API {[round(r) for r in by_label['api']]})"
         )
     growth = max(peaks) / 1024
     ok = ok and growth < 32

@@ -3,6 +3,7 @@ rename, delete, and bad input. What changed is read back from LXD with `lxd_raw`
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -95,6 +96,19 @@ async def test_list_paging_filter_and_names(
     )
     assert containers.status_code == 200
     assert containers.json()["total"] == 0
+
+
+async def test_concurrent_lists_agree(
+    client: httpx.AsyncClient, auth_headers: Headers, trio: list[str]
+) -> None:
+    # Identical reads in flight share LXD requests: each must still get the whole answer.
+    prefix = trio[0].rsplit("-", 1)[0]
+    params = {"filter": f"name eq {prefix}-.*"}
+    replies = await asyncio.gather(
+        *(client.get(API, params=params, headers=auth_headers("viewer")) for _ in range(8))
+    )
+    assert {reply.status_code for reply in replies} == {200}
+    assert all([i["name"] for i in reply.json()["items"]] == trio for reply in replies)
 
 
 async def test_list_bad_query(client: httpx.AsyncClient, auth_headers: Headers) -> None:

@@ -257,3 +257,70 @@ async def test_create_and_start_points_at_the_start(make_unit_app: Callable[...,
 )
 def test_archive_extension(head: bytes, extension: str) -> None:
     assert archive_extension(head) == extension
+
+
+# --- identical list reads in flight share their LXD requests ----------------------------------
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_shared_reads_never_join_a_fetch_started_before_them() -> None:
+    from app.services.instances import SharedReads
+
+    shared = SharedReads()
+    started: list[int] = []
+    gates: list[asyncio.Event] = []
+
+    async def fetch() -> list[Any]:
+        number = len(started) + 1
+        started.append(number)
+        gate = asyncio.Event()
+        gates.append(gate)
+        await gate.wait()
+        return [number]  # which fetch answered
+
+    first = asyncio.create_task(shared.get("k", fetch))
+    await _settle()
+    assert len(started) == 1
+    # Three reads arrive while fetch 1 runs: they must not get its (older) answer...
+    later = [asyncio.create_task(shared.get("k", fetch)) for _ in range(3)]
+    other = asyncio.create_task(shared.get("other", fetch))  # another key: its own fetch
+    await _settle()
+    assert len(started) == 2
+    gates[0].set()
+    assert await first == [1]
+    await _settle()
+    # ... but share one fetch that started after fetch 1 ended.
+    assert len(started) == 3
+    gates[2].set()
+    assert [await task for task in later] == [[3], [3], [3]]
+    gates[1].set()
+    assert await other == [2]
+
+
+async def test_shared_reads_errors_and_cancelled_readers() -> None:
+    from app.services.instances import SharedReads
+
+    shared = SharedReads()
+    gate = asyncio.Event()
+    calls = 0
+
+    async def failing() -> list[Any]:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise RuntimeError("LXD said no")
+
+    first = asyncio.create_task(shared.get("k", failing))
+    await _settle()
+    waiting = [asyncio.create_task(shared.get("k", failing)) for _ in range(2)]
+    await _settle()
+    waiting[0].cancel()  # a client that went away does not cancel the others' fetch
+    gate.set()
+    with pytest.raises(RuntimeError):
+        await first
+    with pytest.raises(RuntimeError, match="LXD said no"):
+        await waiting[1]
+    assert waiting[0].cancelled()
+    assert calls == 2
