@@ -65,7 +65,9 @@ async def test_list_flattens_groups_and_hides_secrets(
             "/api/v1/operations", params={"limit": 1}, headers=auth_headers("viewer")
         )
         assert len(paged.json()["items"]) == 1
-        assert paged.json()["total"] == page["total"]
+        # Other test runs share the daemon: the total may move between two reads.
+        assert paged.json()["total"] >= 2
+        assert paged.json()["limit"] == 1
     finally:
         await lxd_raw.get(f"/1.0/operations/{sleep_id}/wait", params={"timeout": 30})
 
