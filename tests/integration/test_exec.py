@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -139,13 +140,14 @@ async def test_refusals(
     )
     assert stopped.status_code == 400, stopped.text
     assert "running" in stopped.json()["detail"].lower()
-    for bad_body in (
+    bad_bodies: list[dict[str, Any]] = [
         {"command": []},
         {"command": ["true"], "cwd": "relative"},
         {"command": ["true"], "environment": {"A=B": "x"}},
         {"command": ["true"], "output": "hex"},
         {"command": ["true"], "surprise": 1},
-    ):
+    ]
+    for bad_body in bad_bodies:
         reply = await client.post(
             f"/api/v1/instances/{stopped_instance}/exec", json=bad_body, headers=headers
         )
