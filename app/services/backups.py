@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.services.downloads import Download, open_download
 from app.services.exceptions import ConflictError, LXDNotFound
-from app.services.instances import Download, list_by_name, open_download
+from app.services.listing import list_collection
 from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 
 # Magic numbers of what LXD can hand out as a backup (by `compression_algorithm`).
@@ -49,7 +50,7 @@ async def list_backups(
     offset: int,
 ) -> dict[str, Any]:
     try:
-        return await list_by_name(
+        return await list_collection(
             lxd,
             lxd_path("instances", name, "backups"),
             project=project,

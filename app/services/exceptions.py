@@ -127,7 +127,7 @@ _MESSAGE_RULES: tuple[tuple[re.Pattern[str], type[LXDError]], ...] = (
         re.compile(
             r"invalid|failed to parse|unknown|not supported|isn't supported|must be|"
             r"cannot|can't|is required|bad value|not allowed|is running|is not running|"
-            r"already running|already stopped",
+            r"already running|already stopped|isn't running|not running",
             re.I,
         ),
         LXDBadRequest,

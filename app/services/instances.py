@@ -1,33 +1,21 @@
-"""What the instance routes ask of LXD: list, get, create, update, rename, delete, state, logs.
-
-Also two helpers the snapshot and backup services share: `list_by_name()` (a list paged in a
-stable order) and `Download` (one open streamed GET to LXD: its bytes go to the client chunk by
-chunk, nothing buffered beyond one chunk, and `aclose()` closes the upstream stream; the route
-calls it when the response ends, also when the client went away in the middle).
-"""
+"""What the instance routes ask of LXD: list, get, create, update, rename, delete, state, logs."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable, Mapping
-from contextlib import AsyncExitStack
 from typing import Any
 
-import pydantic_core
-
+from app.services.downloads import Download, open_download
 from app.services.exceptions import (
     ConflictError,
-    LXDBadGateway,
     LXDBadRequest,
     LXDError,
     LXDNotFound,
     LXDTimeout,
     NotFoundError,
 )
-from app.services.listing import ensure_project
-from app.services.lxd_client import LXDClient, LXDResponse, StreamedResponse, lxd_path
+from app.services.listing import ensure_project, list_collection
+from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
 from app.utils.pagination import name_from_url, paginate
 
@@ -47,7 +35,7 @@ async def list_instances(
     offset: int,
     instance_type: str | None = None,
 ) -> dict[str, Any]:
-    return await list_by_name(
+    return await list_collection(
         lxd,
         lxd_path("instances"),
         project=project,
@@ -213,169 +201,6 @@ def transition_error(exc: LXDError) -> LXDError:
     if type(exc) is LXDError and _TRANSITION_REFUSED.search(exc.detail):
         return LXDBadRequest(exc.detail)
     return exc
-
-
-# --- shared helpers ---------------------------------------------------------------------------
-async def list_by_name(
-    lxd: LXDClient,
-    path: str,
-    *,
-    project: str,
-    expand: bool,
-    filter_: str | None = None,
-    limit: int | None,
-    offset: int,
-    params: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """`list_collection()`'s contract (recursion 1 or names, 404 for an unknown project),
-    paged after sorting by name: LXD returns its lists in no stable order (names-only and full
-    lists differ), and paging needs one.
-
-    The list is read through `lxd.stream()` and parsed by pydantic-core: for 50 instances that
-    is half the CPU of `lxd.get()` (httpx's h11 body path and `json`), and on two cores shared
-    with LXD every millisecond of ours is latency (bench/list_overhead.py)."""
-    query = {"recursion": 1 if expand else 0, "filter": filter_ or None, **(params or {})}
-
-    async def fetch() -> list[Any]:
-        raw = await _get_list(lxd, path, project=project, params=query)
-        if not raw and project:
-            await ensure_project(lxd, project)
-        items = raw if expand else [name_from_url(str(url)) for url in raw]
-        items.sort(key=_name_of)
-        return items
-
-    key = (path, project, tuple(sorted((k, str(v)) for k, v in query.items() if v is not None)))
-    shared = _SHARED_READS.setdefault(lxd, SharedReads())
-    return paginate(await shared.get(key, fetch), limit=limit, offset=offset)
-
-
-class SharedReads:
-    """Identical list reads in flight at the same time share their LXD requests.
-
-    A read joins a fetch only if that fetch starts after the read arrived (else it waits for
-    the next one), so every answer still shows LXD as it was at some moment after its request
-    came in: no stale reads. Under load LXD then lists once for all the readers that arrived
-    meanwhile, instead of N identical times at once (LXD spends ~10 ms of CPU per list of 50
-    instances: 16 dashboards polling would otherwise keep both cores busy)."""
-
-    def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Task[list[Any]]] = {}
-        self._queued: dict[Hashable, asyncio.Future[list[Any]]] = {}
-
-    async def get(self, key: Hashable, fetch: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
-        running = self._running.get(key)
-        if running is None:
-            return await asyncio.shield(self._start(key, fetch))
-        queued = self._queued.get(key)
-        if queued is None:
-            queued = asyncio.get_running_loop().create_future()
-            self._queued[key] = queued
-            running.add_done_callback(lambda _: self._start_queued(key, fetch))
-        return await asyncio.shield(queued)
-
-    def _start(self, key: Hashable, fetch: Callable[[], Awaitable[list[Any]]]) -> asyncio.Task[Any]:
-        task: asyncio.Task[list[Any]] = asyncio.ensure_future(fetch())
-        self._running[key] = task
-        task.add_done_callback(lambda done: self._finished(key, done))
-        return task
-
-    def _finished(self, key: Hashable, task: asyncio.Task[list[Any]]) -> None:
-        if self._running.get(key) is task:
-            del self._running[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter may have gone away
-
-    def _start_queued(self, key: Hashable, fetch: Callable[[], Awaitable[list[Any]]]) -> None:
-        queued = self._queued.pop(key)
-        task = self._start(key, fetch)
-
-        def settle(done: asyncio.Task[list[Any]]) -> None:
-            if queued.done():
-                return
-            if done.cancelled():
-                queued.cancel()
-            elif done.exception() is not None:
-                queued.set_exception(done.exception())  # type: ignore[arg-type]
-                queued.exception()  # retrieved: every waiter may have gone away
-            else:
-                queued.set_result(done.result())
-
-        task.add_done_callback(settle)
-
-
-_SHARED_READS: weakref.WeakKeyDictionary[LXDClient, SharedReads] = weakref.WeakKeyDictionary()
-
-
-async def _get_list(
-    lxd: LXDClient, path: str, *, project: str, params: Mapping[str, Any]
-) -> list[Any]:
-    async with lxd.stream(path, project=project, params=params) as response:
-        body = b"".join([chunk async for chunk in lxd.iter_bytes(response)])
-    try:
-        envelope = pydantic_core.from_json(body)
-    except ValueError as exc:
-        raise LXDBadGateway(f"LXD sent a reply that is not JSON for GET {path}") from exc
-    metadata = envelope.get("metadata") if isinstance(envelope, dict) else None
-    if not isinstance(envelope, dict) or envelope.get("type") != "sync":
-        raise LXDBadGateway(f"LXD sent a reply without its envelope for GET {path}")
-    if not isinstance(metadata, list | None):
-        raise LXDBadGateway(f"LXD sent a list that is not a list for GET {path}")
-    return metadata or []
-
-
-def _name_of(item: Any) -> str:
-    return str(item.get("name", "")) if isinstance(item, dict) else str(item)
-
-
-class Download:
-    """An open streamed GET to LXD: its headers, `chunks()` to send, `aclose()`."""
-
-    def __init__(
-        self,
-        stack: AsyncExitStack,
-        response: StreamedResponse,
-        body: AsyncIterator[bytes],
-        first: bytes,
-    ) -> None:
-        self._stack = stack
-        self._body = body
-        self.headers = response.headers
-        self.first = first
-
-    @property
-    def content_length(self) -> str | None:
-        return self.headers.get("content-length")
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body, as LXD sends it; closes the upstream stream when done or abandoned."""
-        try:
-            if self.first:
-                first, self.first = self.first, b""
-                yield first
-            async for chunk in self._body:
-                yield chunk
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._stack.aclose()
-
-
-async def open_download(lxd: LXDClient, path: str, *, project: str, peek: bool = False) -> Download:
-    """Start a streamed GET; LXD's errors are raised here, before anything is sent on.
-    With `peek`, the first chunk is read already (`Download.first`)."""
-    stack = AsyncExitStack()
-    try:
-        response = await stack.enter_async_context(lxd.stream(path, project=project))
-        # One iterator for the whole body (a response streams only once).
-        body = aiter(lxd.iter_bytes(response))
-        if isinstance(body, AsyncGenerator):
-            stack.push_async_callback(body.aclose)
-        first = await anext(body, b"") if peek else b""
-    except BaseException:
-        await stack.aclose()
-        raise
-    return Download(stack, response, body, first)
 
 
 # --- logs -------------------------------------------------------------------------------------

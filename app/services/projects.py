@@ -218,10 +218,8 @@ async def delete_project(lxd: LXDClient, *, name: str) -> None:
         await lxd.delete(lxd_path("projects", name))
     except LXDNotFound as exc:
         raise _not_found(name) from exc
-    except ConflictError:
-        raise
     except LXDError as exc:
-        # LXD 5.0: 500 "Only empty projects can be removed".
+        # LXD 5.0: 500 "Only empty projects can be removed": say what is still in it.
         if "only empty projects" not in exc.detail.lower():
             raise
         current, _ = await get_project(lxd, name=name)

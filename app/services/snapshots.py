@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.services.exceptions import ConflictError, LXDNotFound, LXDTimeout
-from app.services.instances import list_by_name
+from app.services.listing import list_collection
 from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
 
@@ -33,7 +33,7 @@ async def list_snapshots(
     offset: int,
 ) -> dict[str, Any]:
     try:
-        return await list_by_name(
+        return await list_collection(
             lxd,
             lxd_path("instances", name, "snapshots"),
             project=project,

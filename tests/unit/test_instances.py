@@ -266,7 +266,7 @@ async def _settle() -> None:
 
 
 async def test_shared_reads_never_join_a_fetch_started_before_them() -> None:
-    from app.services.instances import SharedReads
+    from app.services.listing import SharedReads
 
     shared = SharedReads()
     started: list[int] = []
@@ -300,7 +300,7 @@ async def test_shared_reads_never_join_a_fetch_started_before_them() -> None:
 
 
 async def test_shared_reads_errors_and_cancelled_readers() -> None:
-    from app.services.instances import SharedReads
+    from app.services.listing import SharedReads
 
     shared = SharedReads()
     gate = asyncio.Event()

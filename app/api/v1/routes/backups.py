@@ -16,7 +16,7 @@ from app.schemas.backups import BackupCreate, BackupPublic
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.services import backups as service
 from app.services.backups import archive_extension
-from app.services.instances import Download
+from app.services.downloads import Download
 
 router = APIRouter(prefix="/instances/{name}/backups", tags=["backups"])
 

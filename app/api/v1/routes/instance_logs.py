@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from app.api.deps import LXDDep, ProjectDep, ViewerUser
 from app.api.v1.routes.backups import DownloadResponse
-from app.api.v1.routes.instances import errors
+from app.api.v1.routes.instances import errors, text_route_errors
 from app.schemas.common import InstanceName, Page
 from app.services import instances as service
 
@@ -51,7 +51,7 @@ async def list_logs(
     summary="Get one log file",
     description="`GET /1.0/instances/{name}/logs/{file}`, streamed through as text as LXD "
     "sends it (no buffering). A name LXD does not have is a 404. Role: viewer.",
-    responses={**_TEXT_RESPONSE, **errors()},
+    responses={**_TEXT_RESPONSE, **text_route_errors()},
 )
 async def get_log(
     name: InstanceName, file: LogFile, lxd: LXDDep, project: ProjectDep, user: ViewerUser
@@ -67,7 +67,7 @@ async def get_log(
     description="`GET /1.0/instances/{name}/console` (containers): what the instance wrote to "
     "its console, streamed as text. LXD 5.0.2 serves it once per boot and fails later reads "
     "(`open : no such file`): that is answered as an empty log. Role: viewer.",
-    responses={**_TEXT_RESPONSE, **errors(400)},
+    responses={**_TEXT_RESPONSE, **text_route_errors(400)},
 )
 async def get_console_log(
     name: InstanceName, lxd: LXDDep, project: ProjectDep, user: ViewerUser

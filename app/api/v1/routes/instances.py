@@ -57,6 +57,17 @@ def errors(*codes: int) -> dict[int | str, dict[str, object]]:
     }
 
 
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
+def text_route_errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    """`errors()` for a route whose success is not JSON: its errors still are."""
+    return {
+        code: {"description": entry["description"], "content": _ERROR_JSON}
+        for code, entry in errors(*codes).items()
+    }
+
+
 # A route that starts an LXD operation: 202 + reference, or 200 + the operation with `wait=true`.
 ASYNC_RESPONSES: dict[int | str, dict[str, object]] = {
     **ACCEPTED_RESPONSES,
