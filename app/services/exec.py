@@ -35,6 +35,11 @@ log = structlog.get_logger(__name__)
 MAX_RECORDED_OUTPUT = 64 * 1024 * 1024
 # Frames LXD already delivered are merged into one client frame of at most this size.
 MAX_COALESCED = 1024 * 1024
+# A frame this big means bulk output (a PTY gives 4095-byte reads, a pipe up to 64 KiB): wait
+# this long for more before sending, so that the relay handles batches, not LXD's small frames.
+# Typing and prompts (small frames) go out at once.
+BULK_FRAME = 4000
+BULK_WAIT = 0.002
 # After the output ended, how long LXD may take to report the return code.
 EXIT_WAIT = 30.0
 # A killed command still reports; bound how long cleanup waits for it.
@@ -198,11 +203,12 @@ def error_frame(detail: str) -> str:
 async def relay_output(sock: ClientConnection, send: Callable[[bytes], Awaitable[None]]) -> None:
     """Copy LXD's binary frames to `send` until LXD's empty-frame barrier (or its close).
 
-    Frames LXD has already delivered are merged into one larger frame: fewer, bigger frames
-    cost the relay (and the client) far less than LXD's 4-64 KiB ones.
+    Bulk output is sent in batches: after a big frame the relay waits a moment and merges
+    every frame LXD delivered meanwhile into one. Fewer, bigger frames cost the relay (and
+    the client) far less than LXD's 4-64 KiB ones, and leave LXD the CPU it needs.
     """
     # websockets' frame queue tells whether the next recv() would return at once.
-    pending = getattr(getattr(sock, "recv_messages", None), "frames", ())
+    pending = getattr(getattr(sock, "recv_messages", None), "frames", None)
     while True:
         try:
             message = await sock.recv()
@@ -210,9 +216,11 @@ async def relay_output(sock: ClientConnection, send: Callable[[bytes], Awaitable
             return
         if isinstance(message, str):
             return
-        if not pending:
+        if pending is None or (not pending and len(message) < BULK_FRAME):
             await send(message)
             continue
+        if not pending:
+            await asyncio.sleep(BULK_WAIT)
         parts = [message]
         size = len(message)
         ended = False
@@ -227,7 +235,7 @@ async def relay_output(sock: ClientConnection, send: Callable[[bytes], Awaitable
                 break
             parts.append(more)
             size += len(more)
-        await send(b"".join(parts))
+        await send(b"".join(parts) if len(parts) > 1 else message)
         if ended:
             return
 
