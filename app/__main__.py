@@ -19,6 +19,9 @@ def main() -> None:
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
         log_config=None,
         access_log=False,
+        # Terminal output through exec/console is mostly incompressible or tiny: compressing
+        # it for every browser that offers permessage-deflate costs CPU that LXD needs.
+        ws_per_message_deflate=False,
     )
 
 

@@ -44,7 +44,7 @@ def make_settings(tmp_data: Path) -> Callable[..., Settings]:
             "RATE_LIMIT_REFRESH": "1000/minute",
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return build
 

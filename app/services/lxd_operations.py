@@ -1,7 +1,9 @@
 """Operation references and waiting on LXD's background operations.
 
 Every operation that passes through this API goes through `public_operation()`, which strips
-LXD's websocket secrets (`metadata.fds`): whoever holds them can attach to an exec or console.
+LXD's secrets: websocket secrets (`metadata.fds`; whoever holds them can attach to an exec or
+console) and token secrets (`metadata.secret` of image and certificate tokens; whoever holds
+one becomes an LXD client). Viewers may read operations: neither may reach them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ API_PREFIX = "/api/v1"
 STATUS_FAILURE = 400
 STATUS_CANCELLED = 401
 FINAL_STATUS_CODES = {200, STATUS_FAILURE, STATUS_CANCELLED}
-SECRET_KEYS = ("fds",)
+SECRET_KEYS = ("fds", "secret")
 # How long LXD keeps an operation after it finished (seconds); after that it is a 404.
 OPERATION_RETENTION_HINT = "finished operations expire from LXD a few seconds after they end"
 

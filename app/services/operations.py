@@ -1,6 +1,6 @@
 """LXD background operations: list, get, wait, cancel, and the websockets of an operation.
 
-Every operation leaves here through `shown_operation()`: LXD keeps the websocket secrets
+Every operation leaves here through `public_operation()`: LXD keeps the websocket secrets
 (`metadata.fds`) of exec and console operations in the operation itself, also after it ended
 (whoever holds them can attach to the command), and a token operation's `metadata.secret`
 (an image download secret, or a trust token that makes its holder an LXD client).
@@ -25,22 +25,6 @@ from app.services.lxd_operations import (
     wait_operation,
 )
 from app.utils.pagination import paginate
-
-TOKEN_SECRET_KEYS = ("secret",)
-
-
-def shown_operation(operation: Any) -> Any:
-    """`public_operation()` (no websocket secrets), and no token secret either: these routes
-    are open to viewers, who must not pick up another user's token."""
-    cleaned = public_operation(operation)
-    metadata = cleaned.get("metadata") if isinstance(cleaned, dict) else None
-    if isinstance(metadata, dict) and any(key in metadata for key in TOKEN_SECRET_KEYS):
-        cleaned = {
-            **cleaned,
-            "metadata": {k: v for k, v in metadata.items() if k not in TOKEN_SECRET_KEYS},
-        }
-    return cleaned
-
 
 # LXD's `GET /1.0/operations?recursion=1` groups operations by status, in this order.
 STATUS_GROUPS = ("running", "success", "failure", "cancelled")
@@ -67,7 +51,7 @@ async def list_operations(
     for status in (*STATUS_GROUPS, *sorted(set(groups) - set(STATUS_GROUPS))):
         for entry in groups.get(status) or []:
             if expand:
-                items.append(shown_operation(entry))
+                items.append(public_operation(entry))
             else:
                 items.append(str(entry).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
     if not items and project:
@@ -77,14 +61,14 @@ async def list_operations(
 
 async def fetch_operation(lxd: LXDClient, operation_id: str) -> dict[str, Any]:
     """One operation, without secrets; 404 that says finished operations expire."""
-    return dict(shown_operation(await get_operation(lxd, operation_id)))
+    return dict(public_operation(await get_operation(lxd, operation_id)))
 
 
 async def wait_for_operation(
     lxd: LXDClient, operation_id: str, *, timeout: float
 ) -> dict[str, Any]:
     """The operation once it finished, or as it is when `timeout` passed (still Running)."""
-    return dict(shown_operation(await wait_operation(lxd, operation_id, timeout=timeout)))
+    return dict(public_operation(await wait_operation(lxd, operation_id, timeout=timeout)))
 
 
 async def cancel_operation(lxd: LXDClient, operation_id: str) -> None:

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def routes() -> set[tuple[str, str]]:
-    app: FastAPI = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    app: FastAPI = create_app(Settings(_env_file=None))
     return app_routes(app)
 
 

@@ -33,6 +33,6 @@ def test_no_duplicates_in_env_example() -> None:
 
 
 def test_env_example_loads_as_settings() -> None:
-    settings = Settings(_env_file=ENV_EXAMPLE)  # type: ignore[call-arg]
+    settings = Settings(_env_file=ENV_EXAMPLE)
     assert settings.APP_PORT == 8000
     assert settings.LXD_CONNECTION_MODE == "local"

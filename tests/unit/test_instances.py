@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 import httpx
@@ -81,7 +81,7 @@ async def _call(
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal body_messages
         if message["type"] == "http.response.body":
             body_messages += 1
@@ -90,7 +90,7 @@ async def _call(
                 if how == "oserror":
                     raise OSError("client went away")
                 return
-        sent.append(message)
+        sent.append(dict(message))
 
     scope = {
         "type": "http",
