@@ -5,14 +5,8 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 
 from app.api.deps import WaitQuery
-from app.schemas.common import OperationRef
 from app.services.lxd_client import LXDClient, LXDResponse
 from app.services.lxd_operations import accepted_or_finished, operation_ref, public_operation
-
-# For `responses=` on routes that start operations.
-ACCEPTED_RESPONSES: dict[int | str, dict[str, object]] = {
-    202: {"model": OperationRef, "description": "Started: poll or wait on the operation"},
-}
 
 
 async def operation_answer(

@@ -18,6 +18,9 @@ InstanceName = Annotated[
     str, Path(pattern=INSTANCE_NAME_PATTERN, description="Instance name", examples=["web1"])
 ]
 ObjectName = Annotated[str, Path(pattern=NAME_PATTERN, description="LXD object name")]
+PoolName = Annotated[
+    str, Path(pattern=NAME_PATTERN, description="Storage pool name", examples=["default"])
+]
 Fingerprint = Annotated[
     str, Path(pattern=FINGERPRINT_PATTERN, description="Image fingerprint or a unique prefix")
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
@@ -15,6 +14,7 @@ from app.api.deps import (
     SettingsDep,
     ViewerUser,
 )
+from app.api.responses import error_responses
 from app.core.security import PASSWORD_MAX_LENGTH
 from app.schemas.auth import (
     LoginRequest,
@@ -23,26 +23,10 @@ from app.schemas.auth import (
     RefreshRequest,
     TokenPair,
 )
-from app.schemas.common import ErrorBody
 from app.schemas.users import UserCreate, UserPublic
 from app.services import auth as service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-_MESSAGES = {
-    400: "The current password is wrong",
-    401: "Missing, invalid or expired token, or wrong credentials",
-    403: "Role too low",
-    409: "The username is taken (names are compared regardless of case)",
-    413: "Body too large",
-    415: "Not a form",
-    422: "Invalid body",
-    429: "Too many attempts; see `Retry-After`",
-}
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorBody, "description": _MESSAGES[code]} for code in codes}
 
 
 def _pair(pair: service.TokenPair) -> TokenPair:
@@ -59,7 +43,7 @@ def _pair(pair: service.TokenPair) -> TokenPair:
     "`Authorization: Bearer`) and a refresh token (single use, for `POST /auth/refresh`). "
     "A wrong name and a wrong password get the same 401. Rate-limited per client IP and per "
     "username (`RATE_LIMIT_LOGIN`): 429 with `Retry-After`. Public.",
-    responses=_errors(401, 422, 429),
+    responses=error_responses(401, 422, 429, protected=False, lxd=False),
 )
 async def login(
     body: LoginRequest, session: SessionDep, settings: SettingsDep, limit: LoginRateLimit
@@ -118,7 +102,7 @@ async def _read_form(request: Request) -> dict[str, str]:
     "`grant_type=password`). This is what the **Authorize** button of `/docs` calls: enter "
     "your username and password there (leave client id and secret empty) and every request "
     "from the page carries the access token. Same rate limit as login. Public.",
-    responses=_errors(401, 413, 415, 422, 429),
+    responses=error_responses(401, 413, 415, 422, 429, protected=False, lxd=False),
     openapi_extra=_TOKEN_FORM_SCHEMA,
 )
 async def token(
@@ -148,7 +132,7 @@ async def token(
     "(rotation); presenting a spent token again revokes every token of that login (reuse "
     "means it was stolen) and gets a 401. Access tokens are refused here. Rate-limited per "
     "client IP (`RATE_LIMIT_REFRESH`). Public.",
-    responses=_errors(401, 422, 429),
+    responses=error_responses(401, 422, 429, protected=False, lxd=False),
 )
 async def refresh(
     body: RefreshRequest, session: SessionDep, settings: SettingsDep, _: RefreshRateLimit
@@ -165,7 +149,7 @@ async def refresh(
     "The access token lives on until it expires (keep it short: "
     "`JWT_ACCESS_TOKEN_EXPIRE_MINUTES`); a password change cuts off everything at once. "
     "Viewer.",
-    responses=_errors(401, 422),
+    responses=error_responses(401, 422, protected=False, lxd=False),
 )
 async def logout(
     body: LogoutRequest, user: ViewerUser, session: SessionDep, settings: SettingsDep
@@ -179,7 +163,7 @@ async def logout(
     response_model=UserPublic,
     summary="Who am I",
     description="The current user, as the database has it now. Viewer.",
-    responses=_errors(401),
+    responses=error_responses(401, protected=False, lxd=False),
 )
 async def me(user: ViewerUser) -> UserPublic:
     return UserPublic.model_validate(user)
@@ -192,7 +176,7 @@ async def me(user: ViewerUser) -> UserPublic:
     description="Needs the current password (400 when wrong; attempts count against the "
     "login rate limit). Every token issued so far, this one included, stops working: log in "
     "again. Viewer.",
-    responses=_errors(400, 401, 422, 429),
+    responses=error_responses(400, 401, 422, 429, protected=False, lxd=False),
 )
 async def change_password(
     body: PasswordChange, user: ViewerUser, session: SessionDep, limit: LoginRateLimit
@@ -214,7 +198,7 @@ async def change_password(
     summary="Create a user",
     description="Create a user with a role (default `viewer`). 409 when the name is taken, "
     "in any case (`Alice` and `alice` are one name). Admin.",
-    responses=_errors(401, 403, 409, 422),
+    responses=error_responses(401, 403, 409, 422, protected=False, lxd=False),
 )
 async def register(body: UserCreate, _: AdminUser, session: SessionDep) -> UserPublic:
     user = await service.register(

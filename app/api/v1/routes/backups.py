@@ -7,42 +7,25 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
 from app.api.operations import operation_answer
-from app.api.v1.routes.instances import ASYNC_RESPONSES, LXDJSONResponse, errors
+from app.api.responses import (
+    ASYNC_RESPONSES,
+    DownloadResponse,
+    LXDJSONResponse,
+    error_responses,
+)
 from app.schemas.backups import BackupCreate, BackupPublic
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.services import backups as service
 from app.services.backups import archive_extension
-from app.services.downloads import Download
 
 router = APIRouter(prefix="/instances/{name}/backups", tags=["backups"])
 
 BackupName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Backup name", examples=["weekly"])
 ]
-
-
-class DownloadResponse(StreamingResponse):
-    """Streams a `Download` and closes the upstream LXD stream however the response ends: fully
-    sent, failed, or abandoned by a client that went away."""
-
-    def __init__(
-        self, download: Download, *, media_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        merged = dict(headers or {})
-        if download.content_length is not None:
-            merged["Content-Length"] = download.content_length
-        super().__init__(download.chunks(), media_type=media_type, headers=merged)
-        self.download = download
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self.download.aclose()
 
 
 @router.get(
@@ -53,7 +36,7 @@ class DownloadResponse(StreamingResponse):
     "only), sorted by name and paged here with `limit`/`offset`. `filter` is passed on, but LXD "
     "5.0 filters only instances, images and volumes: it returns all backups. Role: viewer. "
     "Synchronous.",
-    responses=errors(),
+    responses=error_responses(404),
 )
 async def list_backups(
     name: InstanceName, lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
@@ -79,7 +62,7 @@ async def list_backups(
     "optimized_storage, compression_algorithm}` (async: LXD writes the tarball on the server). "
     "A taken name is a 409 before anything starts. 202 with the operation reference, or with "
     "`wait=true` the finished operation. Role: operator.",
-    responses={**ASYNC_RESPONSES, **errors(400, 409)},
+    responses={**ASYNC_RESPONSES, **error_responses(400, 404, 409)},
 )
 async def create_backup(
     name: InstanceName,
@@ -100,7 +83,7 @@ async def create_backup(
     response_model=BackupPublic,
     summary="Get a backup",
     description="`GET /1.0/instances/{name}/backups/{backup}`. Role: viewer. Synchronous.",
-    responses=errors(),
+    responses=error_responses(404),
 )
 async def get_backup(
     name: InstanceName, backup: BackupName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
@@ -114,7 +97,7 @@ async def get_backup(
     response_model=OperationRef,
     summary="Delete a backup",
     description="`DELETE /1.0/instances/{name}/backups/{backup}` (async). Role: operator.",
-    responses={**ASYNC_RESPONSES, **errors()},
+    responses={**ASYNC_RESPONSES, **error_responses(404)},
 )
 async def delete_backup(
     name: InstanceName,
@@ -141,7 +124,7 @@ async def delete_backup(
             "content": {"application/octet-stream": {"schema": {"type": "string"}}},
             "description": "The backup tarball",
         },
-        **errors(),
+        **error_responses(404),
     },
 )
 async def export_backup(

@@ -15,8 +15,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api.deps import LXDDep, OperatorUser, ProjectDep, WSOperatorUser
-from app.api.operations import ACCEPTED_RESPONSES
-from app.api.v1.routes.operations import errors
+from app.api.responses import ACCEPTED_RESPONSES, error_responses
 from app.schemas.common import INSTANCE_NAME_PATTERN, PROJECT_PATTERN, InstanceName
 from app.schemas.exec import ExecRequest, ExecResult, ExecStart
 from app.services import exec as service
@@ -129,7 +128,7 @@ async def check_instance(lxd: LXDClient, name: str, project: str) -> None:
     "reference, and the recorded output is deleted once the command ends. With `wait: false`: "
     "202 + operation reference, output not recorded (the return code is the operation's "
     "`metadata.return`). Each output keeps at most 64 MiB (`truncated`). Role: operator.",
-    responses={**ACCEPTED_RESPONSES, **errors(400)},
+    responses={**ACCEPTED_RESPONSES, **error_responses(400, 404)},
 )
 async def exec_command(
     name: InstanceName,

@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerUser
-from app.schemas.common import NAME_PATTERN, ErrorBody, Page
+from app.api.responses import error_responses, with_etag
+from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.images import (
     ImageAliasCreate,
     ImageAliasPublic,
@@ -32,31 +33,6 @@ AliasPath = Annotated[
     ),
 ]
 
-_MESSAGES = {
-    400: "LXD refused the input",
-    401: "No token, or an invalid one",
-    403: "Role too low",
-    404: "No such alias, target image or project",
-    409: "Alias name taken, or a fingerprint prefix that matches several images",
-    412: "The alias kept changing while it was being updated",
-    422: "Invalid name or body",
-    502: "LXD failed, or sent a reply that cannot be read",
-    503: "LXD is unreachable",
-    504: "LXD did not answer in time",
-}
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {
-        code: {"model": ErrorBody, "description": _MESSAGES[code]}
-        for code in (401, 403, *codes, 502, 503, 504)
-    }
-
-
-def _with_etag(response: Response, etag: str | None) -> None:
-    if etag:
-        response.headers["ETag"] = etag
-
 
 @router.get(
     "",
@@ -64,7 +40,7 @@ def _with_etag(response: Response, etag: str | None) -> None:
     summary="List image aliases",
     description="`GET /1.0/images/aliases?recursion=1` in `?project=`; `expand=false` lists "
     "names only. Paged here with `limit`/`offset`. Role: viewer. Synchronous.",
-    responses=_errors(400, 404),
+    responses=error_responses(400, 404),
 )
 async def list_aliases(
     lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
@@ -88,7 +64,7 @@ async def list_aliases(
     "unique fingerprint prefix. Answers 201 with the alias (full target fingerprint) and its "
     "`Location`; 409 if the name is taken, 404 if the target image is not there. Role: admin. "
     "Synchronous.",
-    responses=_errors(400, 404, 409, 422),
+    responses=error_responses(400, 404, 409),
 )
 async def create_alias(
     body: ImageAliasCreate, lxd: LXDDep, project: ProjectDep, response: Response, user: AdminUser
@@ -97,7 +73,7 @@ async def create_alias(
         lxd, project=project, name=body.name, target=body.target, description=body.description
     )
     response.headers["Location"] = f"/api/v1/images/aliases/{body.name}"
-    _with_etag(response, etag)
+    with_etag(response, etag)
     return alias
 
 
@@ -106,13 +82,13 @@ async def create_alias(
     response_model=ImageAliasPublic,
     summary="Get an image alias",
     description="`GET /1.0/images/aliases/{alias}`. Role: viewer. Synchronous.",
-    responses=_errors(404, 422),
+    responses=error_responses(404),
 )
 async def get_alias(
     alias: AliasPath, lxd: LXDDep, project: ProjectDep, response: Response, user: ViewerUser
 ) -> dict[str, object]:
     data, etag = await service.get_alias(lxd, project=project, name=alias)
-    _with_etag(response, etag)
+    with_etag(response, etag)
     return data
 
 
@@ -123,7 +99,7 @@ async def get_alias(
     description="Done as `GET` + `PUT /1.0/images/aliases/{alias}` with `If-Match` (LXD 5.0's "
     "PATCH on aliases hangs 20 s, then fails); fields left out keep their value. Answers the "
     "alias as it now is. Role: admin. Synchronous.",
-    responses=_errors(400, 404, 409, 412, 422),
+    responses=error_responses(400, 404, 409, 412),
 )
 async def update_alias(
     alias: AliasPath,
@@ -136,7 +112,7 @@ async def update_alias(
     data, etag = await service.update_alias(
         lxd, project=project, name=alias, target=body.target, description=body.description
     )
-    _with_etag(response, etag)
+    with_etag(response, etag)
     return data
 
 
@@ -148,7 +124,7 @@ async def update_alias(
     "description and type), then deletes the old one: LXD 5.0.2's own rename takes 10 s. "
     "Answers 200 with the alias under its new name; 409 if that name is taken. Role: admin. "
     "Synchronous.",
-    responses=_errors(404, 409, 422),
+    responses=error_responses(404, 409),
 )
 async def rename_alias(
     alias: AliasPath,
@@ -159,7 +135,7 @@ async def rename_alias(
     user: AdminUser,
 ) -> dict[str, object]:
     data, etag = await service.rename_alias(lxd, project=project, name=alias, new_name=body.name)
-    _with_etag(response, etag)
+    with_etag(response, etag)
     return data
 
 
@@ -169,7 +145,7 @@ async def rename_alias(
     response_class=Response,
     summary="Delete an image alias",
     description="`DELETE /1.0/images/aliases/{alias}` (the image stays). Role: admin. Synchronous.",
-    responses=_errors(404, 422),
+    responses=error_responses(404),
 )
 async def delete_alias(
     alias: AliasPath, lxd: LXDDep, project: ProjectDep, user: AdminUser

@@ -15,40 +15,15 @@ from app.api.deps import (
     ViewerUser,
     WaitParams,
 )
-from app.api.operations import ACCEPTED_RESPONSES, operation_answer
+from app.api.operations import operation_answer
+from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.api.v1.routes.image_aliases import router as aliases_router
-from app.schemas.common import ErrorBody, Fingerprint, OperationRef, Page
+from app.schemas.common import Fingerprint, OperationRef, Page
 from app.schemas.images import ImageCopy, ImagePublic
 from app.services import images as service
 
 router = APIRouter(prefix="/images", tags=["images"])
 router.include_router(aliases_router)
-
-_MESSAGES = {
-    400: "LXD refused the input (e.g. a malformed filter)",
-    401: "No token, or an invalid one",
-    403: "Role too low",
-    404: "No such image or project",
-    409: "A fingerprint prefix that matches several images, or a local alias that is taken",
-    422: "Invalid fingerprint or body",
-    502: "LXD failed (with wait=true: e.g. the source server is unreachable; LXD's reason "
-    "in detail)",
-    503: "LXD is unreachable",
-    504: "LXD did not answer in time",
-}
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {
-        code: {"model": ErrorBody, "description": _MESSAGES[code]}
-        for code in (401, 403, *codes, 502, 503, 504)
-    }
-
-
-_OPERATION_RESPONSES: dict[int | str, dict[str, object]] = {
-    **ACCEPTED_RESPONSES,
-    200: {"description": "With `wait=true`: the finished operation"},
-}
 
 
 @router.get(
@@ -58,7 +33,7 @@ _OPERATION_RESPONSES: dict[int | str, dict[str, object]] = {
     description="`GET /1.0/images` in `?project=` (`recursion=1` unless `expand=false`, which "
     "lists fingerprints). `filter` is LXD's (e.g. `properties.os eq Alpine`); paged here with "
     "`limit`/`offset`. Role: viewer. Synchronous.",
-    responses=_errors(400, 404),
+    responses=error_responses(400, 404),
 )
 async def list_images(
     lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
@@ -86,7 +61,7 @@ async def list_images(
     "runs; `?wait=true` answers 200 with the finished operation, or the failure (an "
     "unreachable server: LXD's reason, 502) in the error shape. A local alias that is taken "
     "is a 409 up front. Role: admin. Asynchronous.",
-    responses=_OPERATION_RESPONSES | _errors(400, 404, 409, 422),
+    responses=ASYNC_RESPONSES | error_responses(400, 404, 409),
 )
 async def copy_image(
     body: ImageCopy,
@@ -114,7 +89,7 @@ async def copy_image(
     summary="Get an image",
     description="`GET /1.0/images/{fingerprint}`; a unique prefix of the fingerprint works "
     "too (a prefix that matches several images: 409). Role: viewer. Synchronous.",
-    responses=_errors(404, 409, 422),
+    responses=error_responses(404, 409),
 )
 async def get_image(
     fingerprint: Fingerprint, lxd: LXDDep, project: ProjectDep, user: ViewerUser
@@ -130,7 +105,7 @@ async def get_image(
     description="Resolves `{fingerprint}` (or a unique prefix) to one image, then `DELETE "
     "/1.0/images/<full fingerprint>`: an LXD operation (202 + reference; `?wait=true` answers "
     "200 with the finished operation). Its aliases go with it. Role: admin. Asynchronous.",
-    responses=_OPERATION_RESPONSES | _errors(404, 409, 422),
+    responses=ASYNC_RESPONSES | error_responses(404, 409),
 )
 async def delete_image(
     fingerprint: Fingerprint, lxd: LXDDep, project: ProjectDep, wait: WaitParams, user: AdminUser

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import LXDDep, OperatorUser, ProjectDep, WaitParams, WaitQuery
 from app.api.operations import operation_answer
-from app.api.v1.routes.instances import ASYNC_RESPONSES, errors
+from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.schemas.common import InstanceName, OperationRef
 from app.schemas.instances import LifecycleOptions, StateAction, StateChange
 from app.services import instances as service
@@ -41,7 +41,7 @@ _TRANSITIONS = (
     description="`PUT /1.0/instances/{name}/state` `{action, force, timeout, stateful}` (async): "
     "`action` is one of start, stop, restart, freeze, unfreeze (anything else: 422). "
     f"{_TRANSITIONS} Role: operator.",
-    responses={**ASYNC_RESPONSES, **errors(400)},
+    responses={**ASYNC_RESPONSES, **error_responses(400, 404)},
 )
 async def change_state(
     name: InstanceName,
@@ -94,7 +94,7 @@ def _shortcut(action: StateAction) -> None:
         summary=f"{action.capitalize()} an instance",
         description=f"`PUT /1.0/instances/{{name}}/state` `{{action: {action}}}` (async), with "
         f"the optional body `{{force, timeout, stateful}}`. {_TRANSITIONS} Role: operator.",
-        responses={**ASYNC_RESPONSES, **errors(400)},
+        responses={**ASYNC_RESPONSES, **error_responses(400, 404)},
     )
 
 

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 
 from app.api.deps import LXDDep, ProjectDep, ViewerUser
-from app.api.v1.routes.backups import DownloadResponse
-from app.api.v1.routes.instances import errors, text_route_errors
+from app.api.responses import DownloadResponse, error_responses, text_route_errors
 from app.schemas.common import InstanceName, Page
 from app.services import instances as service
 
@@ -32,7 +31,7 @@ _TEXT_RESPONSE: dict[int | str, dict[str, object]] = {
     summary="List an instance's log files",
     description="`GET /1.0/instances/{name}/logs`: the file names (e.g. `lxc.log`, "
     "`lxc.conf`), sorted, paged here with `limit`/`offset`. Role: viewer. Synchronous.",
-    responses=errors(),
+    responses=error_responses(404),
 )
 async def list_logs(
     name: InstanceName,
@@ -51,7 +50,7 @@ async def list_logs(
     summary="Get one log file",
     description="`GET /1.0/instances/{name}/logs/{file}`, streamed through as text as LXD "
     "sends it (no buffering). A name LXD does not have is a 404. Role: viewer.",
-    responses={**_TEXT_RESPONSE, **text_route_errors()},
+    responses={**_TEXT_RESPONSE, **text_route_errors(404)},
 )
 async def get_log(
     name: InstanceName, file: LogFile, lxd: LXDDep, project: ProjectDep, user: ViewerUser
@@ -67,7 +66,7 @@ async def get_log(
     description="`GET /1.0/instances/{name}/console` (containers): what the instance wrote to "
     "its console, streamed as text. LXD 5.0.2 serves it once per boot and fails later reads "
     "(`open : no such file`): that is answered as an empty log. Role: viewer.",
-    responses={**_TEXT_RESPONSE, **text_route_errors(400)},
+    responses={**_TEXT_RESPONSE, **text_route_errors(400, 404)},
 )
 async def get_console_log(
     name: InstanceName, lxd: LXDDep, project: ProjectDep, user: ViewerUser

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 
 from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser
-from app.api.v1.routes.storage import IfMatch, errors, location, with_etag
+from app.api.responses import IfMatch, error_responses, location, with_etag
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.networks import (
     NetworkCreate,
@@ -37,7 +37,7 @@ NetworkName = Annotated[
     description="`GET /1.0/networks` (`recursion=1`; `expand=false` lists names), paged here. "
     "LXD lists the host's own interfaces too, with `managed: false`. Role: viewer. "
     "Synchronous.",
-    responses=errors(404),
+    responses=error_responses(404),
 )
 async def list_networks(
     lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
@@ -61,7 +61,7 @@ async def list_networks(
     "physical; `config` passed through), then reads it back. Answers 201 with the network and "
     "its `Location`; 409 if the name is taken by a network or a host interface (LXD 5.0 says "
     "400 or 500). Role: admin. Synchronous.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def create_network(
     body: NetworkCreate, lxd: LXDDep, project: ProjectDep, response: Response, user: AdminUser
@@ -77,7 +77,7 @@ async def create_network(
     summary="Get a network",
     description="`GET /1.0/networks/{network}`; the `ETag` header is what `If-Match` takes on "
     "PUT/PATCH. Role: viewer. Synchronous.",
-    responses=errors(404),
+    responses=error_responses(404),
 )
 async def get_network(
     network: NetworkName, lxd: LXDDep, project: ProjectDep, response: Response, user: ViewerUser
@@ -94,7 +94,7 @@ async def get_network(
     description="`PUT /1.0/networks/{network}`: config keys left out are removed. `If-Match` "
     "is passed on (412 on mismatch). A host interface LXD does not manage is a 400. Answers "
     "the network as it now is. Role: admin. Synchronous.",
-    responses=errors(400, 404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def replace_network(
     network: NetworkName,
@@ -124,7 +124,7 @@ async def replace_network(
     description="`PATCH /1.0/networks/{network}`: merges the config keys given and the "
     "description. `If-Match` is passed on (412 on mismatch). Answers the network as it now "
     "is. Role: admin. Synchronous.",
-    responses=errors(400, 404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def update_network(
     network: NetworkName,
@@ -153,7 +153,7 @@ async def update_network(
     summary="Delete a network",
     description="`DELETE /1.0/networks/{network}`. A network in use by instances or profiles "
     "is a 409 that names them (LXD 5.0 says 400). Role: admin. Synchronous.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def delete_network(
     network: NetworkName, lxd: LXDDep, project: ProjectDep, user: AdminUser
@@ -169,7 +169,7 @@ async def delete_network(
     description='`POST /1.0/networks/{network}` `{"name"}`; answers the network under its new '
     "name. 409 if the name is taken (by a network or a host interface) or the network is in "
     "use. Role: admin. Synchronous.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def rename_network(
     network: NetworkName,
@@ -190,7 +190,7 @@ async def rename_network(
     summary="Get a network's state",
     description="`GET /1.0/networks/{network}/state`: addresses, counters, MTU, link state "
     "(host interfaces included). Role: viewer. Synchronous.",
-    responses=errors(404),
+    responses=error_responses(404),
 )
 async def get_network_state(
     network: NetworkName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
@@ -205,7 +205,7 @@ async def get_network_state(
     description="`GET /1.0/networks/{network}/leases`, paged here with `limit`/`offset`. Only "
     "managed networks have leases: a host interface is a 400 `network_not_managed` (LXD says "
     "404). Role: viewer. Synchronous.",
-    responses=errors(400, 404),
+    responses=error_responses(400, 404),
 )
 async def list_network_leases(
     network: NetworkName,
@@ -229,7 +229,7 @@ async def list_network_leases(
     "network's name (made unique); interface: `interface`, else the first free `ethN`. 409 if "
     "the instance is already on this network or the name is taken. Role: operator. Answers "
     "when done.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def attach_network(
     network: NetworkName, body: NicAttach, lxd: LXDDep, project: ProjectDep, user: OperatorUser
@@ -253,7 +253,7 @@ async def attach_network(
     "the one found by network), with the same safe read/`If-Match`/retry edit as attach. 404 "
     "when the instance has no NIC on it; 400 when the NIC comes from a profile. Answers the "
     "device that was removed. Role: operator. Answers when done.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def detach_network(
     network: NetworkName, body: DetachBody, lxd: LXDDep, project: ProjectDep, user: OperatorUser

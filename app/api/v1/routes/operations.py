@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser
-from app.schemas.common import ErrorBody
+from app.api.responses import error_responses
 from app.schemas.operations import OperationPage, OperationPublic
 from app.services import operations as service
 
@@ -22,25 +22,6 @@ OperationId = Annotated[
         examples=["8c3b5f4c-5a6e-4f43-9a59-0d2f2c1d9f10"],
     ),
 ]
-
-_MESSAGES = {
-    400: "LXD refused the request (e.g. the operation cannot be cancelled)",
-    401: "Missing or invalid token",
-    403: "Role too low",
-    404: "Unknown project, or an operation LXD does not know (finished ones expire)",
-    422: "Invalid parameter (e.g. an operation id that is not a UUID)",
-    502: "LXD answered something unreadable",
-    503: "LXD is unreachable",
-    504: "LXD did not answer in time",
-}
-
-
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"model": ErrorBody, "description": _MESSAGES[code]}
-        for code in sorted({401, 403, 404, 422, 502, 503, 504, *codes})
-    }
-
 
 _EXPIRY = (
     "LXD forgets a finished operation a few seconds after it ends; after that it is a 404 that "
@@ -57,7 +38,7 @@ _EXPIRY = (
     "with its `status`, running ones first. `expand=false` gives ids only; `limit`/`offset` "
     f"page the list (`filter` is not supported by LXD here and is ignored). {_EXPIRY} "
     "Role: viewer.",
-    responses=errors(),
+    responses=error_responses(404),
 )
 async def list_operations(
     lxd: LXDDep, project: ProjectDep, page: ListParams, user: ViewerUser
@@ -73,7 +54,7 @@ async def list_operations(
     summary="Get an operation",
     description=f"`GET /1.0/operations/{{id}}` (operation ids are global in LXD). {_EXPIRY} "
     "Role: viewer.",
-    responses=errors(),
+    responses=error_responses(404),
 )
 async def get_operation(operation_id: OperationId, lxd: LXDDep, user: ViewerUser) -> Any:
     return await service.fetch_operation(lxd, operation_id)
@@ -87,7 +68,7 @@ async def get_operation(operation_id: OperationId, lxd: LXDDep, user: ViewerUser
     "ended (`Success`, `Failure` with `err`, `Cancelled`), or with `status: Running` when the "
     "timeout passed first. The same answer on LXD 5.0 and 5.21+ (which reports a failure or a "
     f"timeout as an error reply). {_EXPIRY} Role: viewer.",
-    responses=errors(),
+    responses=error_responses(404),
 )
 async def wait_operation(
     operation_id: OperationId,
@@ -109,7 +90,7 @@ async def wait_operation(
     "operations LXD marks `may_cancel` (tokens, some transfers) can be; the others (exec, "
     "create, start...) and finished ones are a 400 with LXD's reason. Poll the operation to "
     f"see it `Cancelled`. {_EXPIRY} Role: operator.",
-    responses={204: {"description": "LXD cancelled the operation"}, **errors(400)},
+    responses={204: {"description": "LXD cancelled the operation"}, **error_responses(400, 404)},
 )
 async def cancel_operation(operation_id: OperationId, lxd: LXDDep, user: OperatorUser) -> Response:
     await service.cancel_operation(lxd, operation_id)

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Header, Path, Response, status
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AdminUser, ListParams, LXDDep, ViewerUser, WaitParams
-from app.api.operations import ACCEPTED_RESPONSES, operation_answer
-from app.schemas.common import PROJECT_PATTERN, ErrorBody, OperationRef, Page
+from app.api.operations import operation_answer
+from app.api.responses import ASYNC_RESPONSES, error_responses, with_etag
+from app.schemas.common import PROJECT_PATTERN, OperationRef, Page
 from app.schemas.projects import (
     ProjectCreate,
     ProjectPatch,
@@ -33,37 +34,6 @@ IfMatch = Annotated[
     ),
 ]
 
-_MESSAGES = {
-    400: "LXD refused the input (e.g. an unknown config key)",
-    401: "No token, or an invalid one",
-    403: "Role too low",
-    404: "No such project",
-    409: "Name taken, the default project, or a project that is not empty",
-    412: "`If-Match` does not match the project's current ETag",
-    422: "Invalid name or body",
-    502: "LXD failed, or sent a reply that cannot be read",
-    503: "LXD is unreachable",
-    504: "LXD did not answer in time",
-}
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
-    return {
-        code: {"model": ErrorBody, "description": _MESSAGES[code]}
-        for code in (401, 403, *codes, 502, 503, 504)
-    }
-
-
-_OPERATION_RESPONSES: dict[int | str, dict[str, object]] = {
-    **ACCEPTED_RESPONSES,
-    200: {"description": "With `wait=true`: the finished operation"},
-}
-
-
-def _with_etag(response: Response, etag: str | None) -> None:
-    if etag:
-        response.headers["ETag"] = etag
-
 
 @router.get(
     "",
@@ -71,7 +41,7 @@ def _with_etag(response: Response, etag: str | None) -> None:
     summary="List projects",
     description="`GET /1.0/projects` (`recursion=1` unless `expand=false`, which lists names). "
     "Paged here with `limit`/`offset`. Role: viewer. Synchronous.",
-    responses=_errors(400),
+    responses=error_responses(400),
 )
 async def list_projects(lxd: LXDDep, params: ListParams, user: ViewerUser) -> dict[str, object]:
     return await service.list_projects(
@@ -91,7 +61,7 @@ async def list_projects(lxd: LXDDep, params: ListParams, user: ViewerUser) -> di
     description="`POST /1.0/projects`, then reads it back. Features not given are enabled, as "
     "LXD does. Answers 201 with the project, its `Location` and `ETag`; 409 if the name is "
     "taken. Role: admin. Synchronous.",
-    responses=_errors(400, 409, 422),
+    responses=error_responses(400, 409),
 )
 async def create_project(
     body: ProjectCreate, lxd: LXDDep, response: Response, user: AdminUser
@@ -100,7 +70,7 @@ async def create_project(
         lxd, name=body.name, description=body.description, config=body.config
     )
     response.headers["Location"] = f"/api/v1/projects/{body.name}"
-    _with_etag(response, etag)
+    with_etag(response, etag)
     return project
 
 
@@ -110,13 +80,13 @@ async def create_project(
     summary="Get a project",
     description="`GET /1.0/projects/{project}`; the `ETag` header is what `If-Match` takes on "
     "PUT/PATCH. Role: viewer. Synchronous.",
-    responses=_errors(404, 422),
+    responses=error_responses(404),
 )
 async def get_project(
     project: ProjectPath, lxd: LXDDep, response: Response, user: ViewerUser
 ) -> dict[str, object]:
     data, etag = await service.get_project(lxd, name=project)
-    _with_etag(response, etag)
+    with_etag(response, etag)
     return data
 
 
@@ -126,7 +96,7 @@ async def get_project(
     summary="Get a project's resource usage",
     description="`GET /1.0/projects/{project}/state`: usage against each limit (`-1`: none). "
     "Role: viewer. Synchronous.",
-    responses=_errors(404, 422),
+    responses=error_responses(404),
 )
 async def get_project_state(
     project: ProjectPath, lxd: LXDDep, user: ViewerUser
@@ -141,7 +111,7 @@ async def get_project_state(
     description="`PUT /1.0/projects/{project}`: config keys left out are removed (features "
     "included; LXD changes features only on empty projects). `If-Match` is passed on (412 on "
     "mismatch). Answers the project as it now is. Role: admin. Synchronous.",
-    responses=_errors(400, 404, 412, 422),
+    responses=error_responses(400, 404, 412),
 )
 async def replace_project(
     project: ProjectPath,
@@ -154,7 +124,7 @@ async def replace_project(
     data, etag = await service.replace_project(
         lxd, name=project, description=body.description, config=body.config, if_match=if_match
     )
-    _with_etag(response, etag)
+    with_etag(response, etag)
     return data
 
 
@@ -166,7 +136,7 @@ async def replace_project(
     "`description` if given. Done as `GET` + `PUT /1.0/projects/{project}` with `If-Match`, "
     "because LXD 5.0's PATCH replaces the whole config; a concurrent change is retried. With "
     "the client's own `If-Match`, a mismatch is a 412 instead. Role: admin. Synchronous.",
-    responses=_errors(400, 404, 412, 422),
+    responses=error_responses(400, 404, 412),
 )
 async def patch_project(
     project: ProjectPath,
@@ -179,7 +149,7 @@ async def patch_project(
     data, etag = await service.patch_project(
         lxd, name=project, description=body.description, config=body.config, if_match=if_match
     )
-    _with_etag(response, etag)
+    with_etag(response, etag)
     return data
 
 
@@ -192,7 +162,7 @@ async def patch_project(
     "`?wait=true` answers 200 with the finished operation). Only an empty project can be "
     "renamed (409 otherwise, naming what uses it); the default project never (409); a taken "
     "name is a 409. Role: admin. Asynchronous.",
-    responses=_OPERATION_RESPONSES | _errors(404, 409, 422),
+    responses=ASYNC_RESPONSES | error_responses(404, 409),
 )
 async def rename_project(
     project: ProjectPath, body: ProjectRename, lxd: LXDDep, wait: WaitParams, user: AdminUser
@@ -209,7 +179,7 @@ async def rename_project(
     description="`DELETE /1.0/projects/{project}`. Only an empty project can be deleted (409 "
     "otherwise, naming what uses it); the default project never (409). Role: admin. "
     "Synchronous.",
-    responses=_errors(404, 409, 422),
+    responses=error_responses(404, 409),
 )
 async def delete_project(project: ProjectPath, lxd: LXDDep, user: AdminUser) -> Response:
     await service.delete_project(lxd, name=project)

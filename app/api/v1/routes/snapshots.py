@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
 from app.api.operations import operation_answer
-from app.api.v1.routes.instances import ASYNC_RESPONSES, LXDJSONResponse, errors
+from app.api.responses import ASYNC_RESPONSES, LXDJSONResponse, error_responses
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.schemas.snapshots import SnapshotCreate, SnapshotPublic, SnapshotRestore, SnapshotUpdate
 from app.services import snapshots as service
@@ -29,7 +29,7 @@ SnapshotName = Annotated[
     "names only), sorted by name and paged here with `limit`/`offset`. `filter` is passed on, but "
     "LXD 5.0 filters only instances, images and volumes: it returns all snapshots. Role: viewer. "
     "Synchronous.",
-    responses=errors(),
+    responses=error_responses(404),
 )
 async def list_snapshots(
     name: InstanceName, lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
@@ -54,7 +54,7 @@ async def list_snapshots(
     description="`POST /1.0/instances/{name}/snapshots` `{name, stateful, expires_at}` (async). "
     "A taken name is a 409 before anything starts. 202 with the operation reference, or with "
     "`wait=true` the finished operation. Role: operator.",
-    responses={**ASYNC_RESPONSES, **errors(400, 409)},
+    responses={**ASYNC_RESPONSES, **error_responses(400, 404, 409)},
 )
 async def create_snapshot(
     name: InstanceName,
@@ -75,7 +75,7 @@ async def create_snapshot(
     response_model=SnapshotPublic,
     summary="Get a snapshot",
     description="`GET /1.0/instances/{name}/snapshots/{snapshot}`. Role: viewer. Synchronous.",
-    responses=errors(),
+    responses=error_responses(404),
 )
 async def get_snapshot(
     name: InstanceName, snapshot: SnapshotName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
@@ -94,7 +94,7 @@ async def get_snapshot(
     "async; a taken name is a 409). `expires_at`: `PATCH` of the snapshot (async). With both, "
     "the expiry is changed first (waited for) and the answer is the rename's operation. Role: "
     "operator.",
-    responses={**ASYNC_RESPONSES, **errors(400, 409)},
+    responses={**ASYNC_RESPONSES, **error_responses(400, 404, 409)},
 )
 async def update_snapshot(
     name: InstanceName,
@@ -123,7 +123,7 @@ async def update_snapshot(
     response_model=OperationRef,
     summary="Delete a snapshot",
     description="`DELETE /1.0/instances/{name}/snapshots/{snapshot}` (async). Role: operator.",
-    responses={**ASYNC_RESPONSES, **errors()},
+    responses={**ASYNC_RESPONSES, **error_responses(404)},
 )
 async def delete_snapshot(
     name: InstanceName,
@@ -145,7 +145,7 @@ async def delete_snapshot(
     description="`PUT /1.0/instances/{name}` `{restore: snapshot, stateful}` (async): the "
     "instance's filesystem and configuration go back to the snapshot; files written since are "
     "gone. An unknown snapshot is a 404. Role: operator.",
-    responses={**ASYNC_RESPONSES, **errors(400)},
+    responses={**ASYNC_RESPONSES, **error_responses(400, 404)},
 )
 async def restore_snapshot(
     name: InstanceName,

@@ -1,64 +1,21 @@
 """Storage pools: `/api/v1/storage/pools` (viewer reads, admin writes).
 
-Custom volumes live in `storage_volumes.py` under the same prefix. The small helpers here
-(`errors`, `IfMatch`, `with_etag`) are shared by the storage and network routes.
+Custom volumes live in `storage_volumes.py` under the same prefix.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Any
 
-from fastapi import APIRouter, Header, Path, Response, status
+from fastapi import APIRouter, Response, status
 
 from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerUser
-from app.schemas.common import NAME_PATTERN, ErrorBody, Page
+from app.api.responses import IfMatch, error_responses, location, with_etag
+from app.schemas.common import Page, PoolName
 from app.schemas.storage import PoolCreate, PoolPatch, PoolPublic, PoolUpdate
 from app.services import storage as service
 
 router = APIRouter(prefix="/storage/pools", tags=["storage"])
-
-PoolName = Annotated[
-    str, Path(pattern=NAME_PATTERN, description="Storage pool name", examples=["default"])
-]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=200,
-        description="Write only if the object's ETag (from a GET) still matches: 412 otherwise. "
-        "Passed to LXD as is.",
-    ),
-]
-
-_MESSAGES = {
-    400: "LXD refused the input (unknown config key, bad value, wrong driver...)",
-    401: "Missing or invalid token",
-    403: "Role too low",
-    404: "No such pool, volume, network, instance or project",
-    409: "Name taken, already attached, or in use (the message names the users)",
-    412: "`If-Match` does not match the object's current ETag",
-    422: "Invalid name or body (names with `/`, `..`, `%2F` included)",
-    503: "LXD is unreachable",
-    504: "LXD did not answer in time",
-}
-
-
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: the given codes plus those every LXD-backed route can answer."""
-    return {
-        code: {"model": ErrorBody, "description": _MESSAGES[code]}
-        for code in sorted({401, 403, 422, 503, 504, *codes})
-    }
-
-
-def with_etag(response: Response, etag: str | None) -> None:
-    if etag:
-        response.headers["ETag"] = etag
-
-
-def location(*segments: str) -> str:
-    return "/api/v1/" + "/".join(quote(s, safe="") for s in segments)
 
 
 @router.get(
@@ -68,7 +25,7 @@ def location(*segments: str) -> str:
     description="`GET /1.0/storage-pools` (`recursion=1`; `expand=false` lists names), paged "
     "here. Pools are global in LXD; an unknown `project` is still a 404. Role: viewer. "
     "Synchronous.",
-    responses=errors(404),
+    responses=error_responses(404),
 )
 async def list_pools(
     lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
@@ -92,7 +49,7 @@ async def list_pools(
     "back. Answers 201 with the pool and its `Location`; 409 if the name is taken; 400 when "
     "LXD refuses the driver or its config (e.g. a `source` that does not exist). Role: admin. "
     "Synchronous.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def create_pool(
     body: PoolCreate, lxd: LXDDep, project: ProjectDep, response: Response, user: AdminUser
@@ -108,7 +65,7 @@ async def create_pool(
     summary="Get a storage pool",
     description="`GET /1.0/storage-pools/{pool}`; LXD's `ETag` header is passed on when LXD "
     "sends one (LXD 5.0 does not for pools). Role: viewer. Synchronous.",
-    responses=errors(404),
+    responses=error_responses(404),
 )
 async def get_pool(
     pool: PoolName, lxd: LXDDep, project: ProjectDep, response: Response, user: ViewerUser
@@ -125,7 +82,7 @@ async def get_pool(
     description="`PUT /1.0/storage-pools/{pool}`: config keys left out are removed (keep "
     "`source`: LXD refuses to change it). `If-Match` is passed on (412 on mismatch). Answers "
     "the pool as it now is. Role: admin. Synchronous.",
-    responses=errors(400, 404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def replace_pool(
     pool: PoolName,
@@ -150,7 +107,7 @@ async def replace_pool(
     description="`PATCH /1.0/storage-pools/{pool}`: merges the config keys given (an empty "
     "value unsets one) and the description. `If-Match` is passed on (412 on mismatch). "
     "Answers the pool as it now is. Role: admin. Synchronous.",
-    responses=errors(400, 404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def update_pool(
     pool: PoolName,
@@ -179,7 +136,7 @@ async def update_pool(
     summary="Delete a storage pool",
     description="`DELETE /1.0/storage-pools/{pool}`. A pool still in use (volumes, profiles) "
     "is a 409 that names its users (LXD 5.0 says 400). Role: admin. Synchronous.",
-    responses=errors(404, 409),
+    responses=error_responses(404, 409),
 )
 async def delete_pool(
     pool: PoolName, lxd: LXDDep, project: ProjectDep, user: AdminUser

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser
-from app.api.v1.routes.storage import IfMatch, PoolName, errors, location, with_etag
-from app.schemas.common import NAME_PATTERN, Page
+from app.api.responses import IfMatch, error_responses, location, with_etag
+from app.schemas.common import NAME_PATTERN, Page, PoolName
 from app.schemas.storage import (
     DetachBody,
     DeviceAttachment,
@@ -40,7 +40,7 @@ VolumeName = Annotated[
     description="`GET /1.0/storage-pools/{pool}/volumes/custom` (`recursion=1`; "
     "`expand=false` lists names; `filter` passed through), paged here. Instance and image "
     "volumes are not listed. Role: viewer. Synchronous.",
-    responses=errors(404),
+    responses=error_responses(404),
 )
 async def list_volumes(
     pool: PoolName, lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
@@ -65,7 +65,7 @@ async def list_volumes(
     "`content_type` filesystem or block), then reads it back. `config.size` is checked before "
     "LXD sees it. Answers 201 with the volume and its `Location`; 409 if the name is taken. "
     "Role: admin. Synchronous (waits if LXD makes it an operation).",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def create_volume(
     pool: PoolName,
@@ -87,7 +87,7 @@ async def create_volume(
     description="`GET /1.0/storage-pools/{pool}/volumes/custom/{volume}`; the `ETag` header is "
     "what `If-Match` takes on PUT/PATCH. `used_by` lists the instances and profiles using it. "
     "Role: viewer. Synchronous.",
-    responses=errors(404),
+    responses=error_responses(404),
 )
 async def get_volume(
     pool: PoolName,
@@ -109,7 +109,7 @@ async def get_volume(
     description="`PUT /1.0/storage-pools/{pool}/volumes/custom/{volume}`: config keys left out "
     "are removed. `If-Match` is passed on (412 on mismatch). Answers the volume as it now is. "
     "Role: admin. Synchronous.",
-    responses=errors(400, 404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def replace_volume(
     pool: PoolName,
@@ -141,7 +141,7 @@ async def replace_volume(
     description="`PATCH /1.0/storage-pools/{pool}/volumes/custom/{volume}`: merges the config "
     "keys given and the description. `If-Match` is passed on (412 on mismatch). Answers the "
     "volume as it now is. Role: admin. Synchronous.",
-    responses=errors(400, 404, 412),
+    responses=error_responses(400, 404, 412),
 )
 async def update_volume(
     pool: PoolName,
@@ -173,7 +173,7 @@ async def update_volume(
     description="`DELETE /1.0/storage-pools/{pool}/volumes/custom/{volume}`. A volume in use is "
     "a 409 that names its users (LXD 5.0 says 400 without naming them): detach it first. "
     "Role: admin. Synchronous.",
-    responses=errors(404, 409),
+    responses=error_responses(404, 409),
 )
 async def delete_volume(
     pool: PoolName, volume: VolumeName, lxd: LXDDep, project: ProjectDep, user: AdminUser
@@ -189,7 +189,7 @@ async def delete_volume(
     description='`POST /1.0/storage-pools/{pool}/volumes/custom/{volume}` `{"name"}`; answers '
     "the volume under its new name. 409 if the name is taken or the volume is in use by a "
     "running instance. Role: admin. Synchronous.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def rename_volume(
     pool: PoolName,
@@ -215,7 +215,7 @@ async def rename_volume(
     '`{"config": {"size"}}`. The size is an integer and a unit (B, kB, MB, GB, TB, KiB, '
     "MiB, GiB, TiB...), checked here (LXD 5.0 answers a bad one with a 500); what LXD still "
     "refuses (e.g. shrinking a block volume) is a 400. Role: admin. Synchronous.",
-    responses=errors(400, 404),
+    responses=error_responses(400, 404),
 )
 async def resize_volume(
     pool: PoolName,
@@ -239,7 +239,7 @@ async def resize_volume(
     "operation, retrying on concurrent changes. The device is named `device`, else after the "
     "volume (made unique). 409 if the volume is already attached or the path or device name is "
     "taken; 404 for an unknown volume or instance. Role: operator. Answers when done.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def attach_volume(
     pool: PoolName,
@@ -270,7 +270,7 @@ async def attach_volume(
     "attach. Data on the volume is kept. 404 when the volume is not attached; 400 when the "
     "device comes from a profile. Answers the device that was removed. Role: operator. "
     "Answers when done.",
-    responses=errors(400, 404, 409),
+    responses=error_responses(400, 404, 409),
 )
 async def detach_volume(
     pool: PoolName,

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import LXDDep, ViewerUser
 from app.api.health import LXDHealth, lxd_health
-from app.schemas.common import ErrorBody
+from app.api.responses import error_responses
 from app.schemas.system import SystemInfo
 from app.services.lxd_client import API_PREFIX
 
 router = APIRouter(prefix="/system", tags=["system"])
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    messages = {
-        401: "Missing or invalid token",
-        503: "LXD is unreachable",
-        504: "LXD did not answer in time",
-    }
-    return {code: {"model": ErrorBody, "description": messages[code]} for code in codes}
 
 
 @router.get(
@@ -32,7 +21,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     description="From LXD's `GET /1.0`: API and server versions, the number of API "
     "extensions, storage and kernel facts, OS, architectures. Only these fields are passed "
     "on: never LXD's certificate, keys, addresses or server config. Viewer.",
-    responses=_errors(401, 503, 504),
+    responses=error_responses(),
 )
 async def system_info(_: ViewerUser, lxd: LXDDep) -> SystemInfo:
     response = await lxd.get(API_PREFIX)
@@ -46,7 +35,10 @@ async def system_info(_: ViewerUser, lxd: LXDDep) -> SystemInfo:
     summary="LXD connection health",
     description="The LXD part of `GET /health`: 200 when LXD answers, 503 with the reason "
     "when it does not. Viewer.",
-    responses={401: _errors(401)[401], 503: {"model": LXDHealth, "description": "LXD is down"}},
+    responses={
+        **error_responses(lxd=False),
+        503: {"model": LXDHealth, "description": "LXD is down"},
+    },
 )
 async def system_health(_: ViewerUser, lxd: LXDDep) -> JSONResponse:
     state = await lxd_health(lxd)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
 from app.api.deps import AdminUser, SessionDep
+from app.api.responses import error_responses
 from app.core.security import USERNAME_PATTERN
-from app.schemas.common import ErrorBody, Page
+from app.schemas.common import Page
 from app.schemas.users import UserPublic, UserUpdate
 from app.services import auth as service
 
@@ -18,27 +19,13 @@ UsernamePath = Annotated[
     str, Path(pattern=USERNAME_PATTERN, description="Username (any case)", examples=["alice"])
 ]
 
-_MESSAGES = {
-    401: "Missing or invalid token",
-    403: "Role too low",
-    404: "No such user",
-    409: "The last active admin cannot be deleted, disabled or demoted",
-    422: "Invalid name or body",
-}
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"model": ErrorBody, "description": _MESSAGES[code]} for code in (401, 403, *codes)
-    }
-
 
 @router.get(
     "",
     response_model=Page[UserPublic],
     summary="List users",
     description="All users, by name, with `?limit=` (1-1000) and `?offset=`. Admin.",
-    responses=_errors(422),
+    responses=error_responses(422, lxd=False),
 )
 async def list_users(
     _: AdminUser,
@@ -57,7 +44,7 @@ async def list_users(
     summary="Get a user",
     description="One user's name, role, active flag and creation time (never a password "
     "hash). Admin.",
-    responses=_errors(404, 422),
+    responses=error_responses(404, 422, lxd=False),
 )
 async def get_user(username: UsernamePath, _: AdminUser, session: SessionDep) -> UserPublic:
     return UserPublic.model_validate(await service.get_user(session, username))
@@ -70,7 +57,7 @@ async def get_user(username: UsernamePath, _: AdminUser, session: SessionDep) ->
     description="Any of `role`, `is_active`, `password` (a reset). Each change cuts off the "
     "user's current tokens at once. The last active admin cannot be demoted or disabled "
     "(409). Admin.",
-    responses=_errors(404, 409, 422),
+    responses=error_responses(404, 409, 422, lxd=False),
 )
 async def update_user(
     username: UsernamePath, body: UserUpdate, _: AdminUser, session: SessionDep
@@ -91,7 +78,7 @@ async def update_user(
     summary="Delete a user",
     description="The user and their refresh tokens go; their access tokens stop working. "
     "The last active admin cannot be deleted (409). Admin.",
-    responses=_errors(404, 409, 422),
+    responses=error_responses(404, 409, 422, lxd=False),
 )
 async def delete_user(username: UsernamePath, _: AdminUser, session: SessionDep) -> Response:
     await service.delete_user(session, username=username)
