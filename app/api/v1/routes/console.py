@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import LXDDep, WSOperatorUser
-from app.api.v1.routes.exec import (
+from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_NORMAL,
     WebSocketPeer,

@@ -10,7 +10,7 @@ import structlog
 from fastapi import APIRouter, Query, WebSocket
 
 from app.api.deps import LXDDep, WSViewerUser
-from app.api.v1.routes.exec import (
+from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_LXD_FAILED,
     CLOSE_NOT_FOUND,

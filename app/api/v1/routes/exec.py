@@ -5,113 +5,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import LXDDep, OperatorUser, ProjectDep, WSOperatorUser
 from app.api.responses import ACCEPTED_RESPONSES, error_responses
-from app.schemas.common import INSTANCE_NAME_PATTERN, PROJECT_PATTERN, InstanceName
+from app.api.websockets import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_NORMAL,
+    WebSocketPeer,
+    bad_target,
+    check_instance,
+    close_code_for,
+    close_socket,
+)
+from app.schemas.common import InstanceName
 from app.schemas.exec import ExecRequest, ExecResult, ExecStart
 from app.services import exec as service
-from app.services.exceptions import (
-    AppError,
-    LXDBadRequest,
-    LXDConflict,
-    LXDError,
-    LXDNotFound,
-)
-from app.services.lxd_client import LXDClient, lxd_path
+from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/instances", tags=["exec"])
 
-# Close codes beyond API.md's 4401/4403/4404/1011 (documented in the tag description).
-CLOSE_NORMAL = 1000
-CLOSE_LXD_FAILED = 1011
-CLOSE_BAD_REQUEST = 4400
-CLOSE_NOT_FOUND = 4404
 START_FRAME_TIMEOUT = 30.0
-
-
-# --- the client side of a session --------------------------------------------------------------
-class WebSocketPeer:
-    """Our WebSocket as the services' `Peer`: raw frames in, frames out, `PeerGone` when closed."""
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self.websocket = websocket
-        self.gone = False
-
-    async def receive(self) -> bytes | str | None:
-        if self.gone:
-            return None
-        message = await self.websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            self.gone = True
-            return None
-        data = message.get("bytes")
-        if data is not None:
-            return bytes(data)
-        return str(message.get("text") or "")
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self._send({"type": "websocket.send", "bytes": data})
-
-    async def send_text(self, data: str) -> None:
-        await self._send({"type": "websocket.send", "text": data})
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        try:
-            await self.websocket.send(message)
-        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-            self.gone = True
-            raise service.PeerGone from exc
-
-
-async def close_socket(
-    websocket: WebSocket, code: int, reason: str = "", *, timeout: float = 5
-) -> None:
-    """Close with `code`; a close reason is at most 123 bytes and never holds a secret (LXD
-    errors from our client name no URL)."""
-    if websocket.application_state is WebSocketState.DISCONNECTED:
-        return
-    if websocket.client_state is WebSocketState.DISCONNECTED:
-        return
-    reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
-    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect, TimeoutError):
-        await asyncio.wait_for(websocket.close(code=code, reason=reason), timeout=timeout)
-
-
-def close_code_for(exc: AppError) -> int:
-    if isinstance(exc, LXDNotFound):
-        return CLOSE_NOT_FOUND
-    if isinstance(exc, LXDBadRequest | LXDConflict) or not isinstance(exc, LXDError):
-        return CLOSE_BAD_REQUEST
-    return CLOSE_LXD_FAILED
-
-
-def bad_target(name: str, project: str | None, default: str) -> tuple[str, str] | str:
-    """(name, project) when both are valid, else the reason to refuse them."""
-    if not re.fullmatch(INSTANCE_NAME_PATTERN, name):
-        return f"invalid instance name {name[:64]!r}"
-    project = project or default
-    if not re.fullmatch(PROJECT_PATTERN, project):
-        return f"invalid project name {project[:64]!r}"
-    return name, project
-
-
-async def check_instance(lxd: LXDClient, name: str, project: str) -> None:
-    """404 (typed) for an unknown instance, before anything is started in LXD."""
-    try:
-        await lxd.get(lxd_path("instances", name), project=project)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc
 
 
 # --- POST /instances/{name}/exec -----------------------------------------------------------------
