@@ -33,6 +33,7 @@ from app.db.models import User
 from app.schemas.common import PROJECT_PATTERN
 from app.services.auth import AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.services.lxd_client import LXDClient
+from app.utils.pagination import ListQuery
 
 log = structlog.get_logger(__name__)
 
@@ -69,14 +70,6 @@ async def get_project(
 
 
 ProjectDep = Annotated[str, Depends(get_project)]
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    expand: bool
-    filter: str | None
-    limit: int | None
-    offset: int
 
 
 async def get_list_query(

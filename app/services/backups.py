@@ -8,6 +8,7 @@ from app.services.downloads import Download, open_download
 from app.services.exceptions import ConflictError, LXDNotFound
 from app.services.listing import list_collection
 from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
+from app.utils.pagination import ListQuery
 
 # Magic numbers of what LXD can hand out as a backup (by `compression_algorithm`).
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -44,20 +45,14 @@ async def list_backups(
     *,
     name: str,
     project: str,
-    expand: bool,
-    filter_: str | None = None,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
 ) -> dict[str, Any]:
     try:
         return await list_collection(
             lxd,
             lxd_path("instances", name, "backups"),
             project=project,
-            expand=expand,
-            filter_=filter_,
-            limit=limit,
-            offset=offset,
+            query=query,
         )
     except LXDNotFound as exc:
         raise _not_found(name, None, project) from exc

@@ -12,7 +12,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.config import Settings
@@ -25,6 +25,7 @@ from app.services.exceptions import (
 )
 from app.services.listing import list_collection
 from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
+from app.utils.pagination import ListQuery
 
 AMBIGUOUS_MESSAGE = "more than one image matches"
 
@@ -61,20 +62,14 @@ async def list_images(
     lxd: LXDClient,
     *,
     project: str,
-    expand: bool,
-    filter_: str | None,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
 ) -> dict[str, Any]:
     try:
         return await list_collection(
             lxd,
             lxd_path("images"),
             project=project,
-            expand=expand,
-            filter_=filter_,
-            limit=limit,
-            offset=offset,
+            query=query,
         )
     except LXDNotFound as exc:
         raise LXDNotFound(f"Project {project!r} not found") from exc
@@ -210,10 +205,7 @@ async def list_aliases(
     lxd: LXDClient,
     *,
     project: str,
-    expand: bool,
-    filter_: str | None,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
 ) -> dict[str, Any]:
     """Always read with `recursion=1`: LXD's names-only list double-encodes names that hold a
     `/` (`a%252Fb`), the objects carry them as they are."""
@@ -222,14 +214,11 @@ async def list_aliases(
             lxd,
             lxd_path("images", "aliases"),
             project=project,
-            expand=True,
-            filter_=filter_,
-            limit=limit,
-            offset=offset,
+            query=replace(query, expand=True),
         )
     except LXDNotFound as exc:
         raise LXDNotFound(f"Project {project!r} not found") from exc
-    if not expand:
+    if not query.expand:
         page["items"] = _alias_names(page["items"])
     return page
 

@@ -17,7 +17,7 @@ from app.services.exceptions import (
 from app.services.listing import ensure_project, list_collection
 from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
-from app.utils.pagination import name_from_url, paginate
+from app.utils.pagination import ListQuery, name_from_url, paginate
 
 # Not one of LXD's log files (LXD 5.0 answers 400 "log file name ... not valid").
 _LOG_NAME_REFUSED = "not valid"
@@ -29,20 +29,14 @@ async def list_instances(
     lxd: LXDClient,
     *,
     project: str,
-    expand: bool,
-    filter_: str | None,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
     instance_type: str | None = None,
 ) -> dict[str, Any]:
     return await list_collection(
         lxd,
         lxd_path("instances"),
         project=project,
-        expand=expand,
-        filter_=filter_,
-        limit=limit,
-        offset=offset,
+        query=query,
         params={"instance-type": instance_type},
     )
 

@@ -19,7 +19,7 @@ import pydantic_core
 
 from app.services.exceptions import LXDBadGateway, LXDNotFound
 from app.services.lxd_client import LXDClient, lxd_path
-from app.utils.pagination import name_from_url, paginate
+from app.utils.pagination import ListQuery, name_from_url, paginate
 
 
 async def ensure_project(lxd: LXDClient, project: str) -> None:
@@ -35,10 +35,7 @@ async def list_collection(
     path: str,
     *,
     project: str | None,
-    expand: bool,
-    filter_: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
+    query: ListQuery,
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """GET an LXD collection (`recursion=1` or names only), sort it by name, then page it.
@@ -46,19 +43,27 @@ async def list_collection(
     An empty answer in a named project costs one more request to tell "none there" from
     "no such project"; a non-empty one proves the project exists.
     """
-    query = {"recursion": 1 if expand else 0, "filter": filter_ or None, **(params or {})}
+    lxd_params = {
+        "recursion": 1 if query.expand else 0,
+        "filter": query.filter or None,
+        **(params or {}),
+    }
 
     async def fetch() -> list[Any]:
-        raw = await _get_list(lxd, path, project=project, params=query)
+        raw = await _get_list(lxd, path, project=project, params=lxd_params)
         if not raw and project:
             await ensure_project(lxd, project)
-        items = raw if expand else [name_from_url(str(url)) for url in raw]
+        items = raw if query.expand else [name_from_url(str(url)) for url in raw]
         items.sort(key=_sort_key)
         return items
 
-    key = (path, project, tuple(sorted((k, str(v)) for k, v in query.items() if v is not None)))
+    key = (
+        path,
+        project,
+        tuple(sorted((k, str(v)) for k, v in lxd_params.items() if v is not None)),
+    )
     shared = _SHARED_READS.setdefault(lxd, SharedReads())
-    return paginate(await shared.get(key, fetch), limit=limit, offset=offset)
+    return paginate(await shared.get(key, fetch), limit=query.limit, offset=query.offset)
 
 
 def _sort_key(item: Any) -> str:

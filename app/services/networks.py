@@ -27,6 +27,7 @@ from app.services.exceptions import (
 from app.services.listing import list_collection
 from app.services.lxd_client import LXDClient, lxd_path
 from app.services.storage import finish, is_in_use, raise_as_conflict_if_duplicate
+from app.utils.pagination import ListQuery
 
 MAX_ETH = 1000
 
@@ -39,19 +40,13 @@ async def list_networks(
     lxd: LXDClient,
     *,
     project: str,
-    expand: bool,
-    filter_: str | None,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
 ) -> dict[str, Any]:
     return await list_collection(
         lxd,
         lxd_path("networks"),
         project=project,
-        expand=expand,
-        filter_=filter_,
-        limit=limit,
-        offset=offset,
+        query=query,
     )
 
 

@@ -24,7 +24,7 @@ from app.services.lxd_operations import (
     public_operation,
     wait_operation,
 )
-from app.utils.pagination import paginate
+from app.utils.pagination import ListQuery, paginate
 
 # LXD's `GET /1.0/operations?recursion=1` groups operations by status, in this order.
 STATUS_GROUPS = ("running", "success", "failure", "cancelled")
@@ -36,13 +36,11 @@ async def list_operations(
     lxd: LXDClient,
     *,
     project: str,
-    expand: bool,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
 ) -> dict[str, Any]:
     """The operations of `project`, flattened from LXD's per-status groups into one page."""
     response = await lxd.get(
-        lxd_path("operations"), project=project, params={"recursion": 1 if expand else 0}
+        lxd_path("operations"), project=project, params={"recursion": 1 if query.expand else 0}
     )
     groups = response.metadata or {}
     if not isinstance(groups, dict):
@@ -50,13 +48,13 @@ async def list_operations(
     items: list[Any] = []
     for status in (*STATUS_GROUPS, *sorted(set(groups) - set(STATUS_GROUPS))):
         for entry in groups.get(status) or []:
-            if expand:
+            if query.expand:
                 items.append(public_operation(entry))
             else:
                 items.append(str(entry).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
     if not items and project:
         await ensure_project(lxd, project)
-    return paginate(items, limit=limit, offset=offset)
+    return paginate(items, limit=query.limit, offset=query.offset)
 
 
 async def fetch_operation(lxd: LXDClient, operation_id: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 from app.services.exceptions import ConflictError, LXDError, LXDNotFound, LXDPreconditionFailed
 from app.services.listing import list_collection
 from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
+from app.utils.pagination import ListQuery
 
 # LXD's own project, whatever DEFAULT_PROJECT says: LXD refuses to delete or rename it.
 LXD_DEFAULT_PROJECT = "default"
@@ -68,17 +69,12 @@ def _protect_default(name: str, action: str) -> None:
         )
 
 
-async def list_projects(
-    lxd: LXDClient, *, expand: bool, filter_: str | None, limit: int | None, offset: int
-) -> dict[str, Any]:
+async def list_projects(lxd: LXDClient, *, query: ListQuery) -> dict[str, Any]:
     return await list_collection(
         lxd,
         lxd_path("projects"),
         project=None,
-        expand=expand,
-        filter_=filter_,
-        limit=limit,
-        offset=offset,
+        query=query,
     )
 
 

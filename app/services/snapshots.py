@@ -8,6 +8,7 @@ from app.services.exceptions import ConflictError, LXDNotFound, LXDTimeout
 from app.services.listing import list_collection
 from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
+from app.utils.pagination import ListQuery
 
 
 def _not_found(name: str, snapshot: str | None, project: str) -> LXDNotFound:
@@ -27,20 +28,14 @@ async def list_snapshots(
     *,
     name: str,
     project: str,
-    expand: bool,
-    filter_: str | None = None,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
 ) -> dict[str, Any]:
     try:
         return await list_collection(
             lxd,
             lxd_path("instances", name, "snapshots"),
             project=project,
-            expand=expand,
-            filter_=filter_,
-            limit=limit,
-            offset=offset,
+            query=query,
         )
     except LXDNotFound as exc:
         raise _not_found(name, None, project) from exc

@@ -32,6 +32,7 @@ from app.services.exceptions import (
 from app.services.listing import ensure_project, list_collection
 from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
+from app.utils.pagination import ListQuery
 
 ALWAYS_THERE_PROJECT = "default"  # LXD's default project cannot be deleted
 OPERATION_TIMEOUT = 120.0
@@ -86,20 +87,14 @@ async def list_pools(
     lxd: LXDClient,
     *,
     project: str,
-    expand: bool,
-    filter_: str | None,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
 ) -> dict[str, Any]:
     await _pool_project(lxd, project)
     return await list_collection(
         lxd,
         lxd_path("storage-pools"),
         project=project,
-        expand=expand,
-        filter_=filter_,
-        limit=limit,
-        offset=offset,
+        query=query,
     )
 
 
@@ -162,19 +157,13 @@ async def list_volumes(
     *,
     project: str,
     pool: str,
-    expand: bool,
-    filter_: str | None,
-    limit: int | None,
-    offset: int,
+    query: ListQuery,
 ) -> dict[str, Any]:
     return await list_collection(
         lxd,
         _pool_path(pool, "volumes", "custom"),
         project=project,
-        expand=expand,
-        filter_=filter_,
-        limit=limit,
-        offset=offset,
+        query=query,
     )
 
 

@@ -48,10 +48,7 @@ async def list_aliases(
     return await service.list_aliases(
         lxd,
         project=project,
-        expand=params.expand,
-        filter_=params.filter,
-        limit=params.limit,
-        offset=params.offset,
+        query=params,
     )
 
 

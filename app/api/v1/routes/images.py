@@ -41,10 +41,7 @@ async def list_images(
     return await service.list_images(
         lxd,
         project=project,
-        expand=params.expand,
-        filter_=params.filter,
-        limit=params.limit,
-        offset=params.offset,
+        query=params,
     )
 
 

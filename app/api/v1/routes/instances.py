@@ -64,10 +64,7 @@ async def list_instances(
     body = await service.list_instances(
         lxd,
         project=project,
-        expand=params.expand,
-        filter_=params.filter,
-        limit=params.limit,
-        offset=params.offset,
+        query=params,
         instance_type=instance_type,
     )
     return _lxd_json(body)

@@ -45,10 +45,7 @@ async def list_networks(
     return await service.list_networks(
         lxd,
         project=project,
-        expand=params.expand,
-        filter_=params.filter,
-        limit=params.limit,
-        offset=params.offset,
+        query=params,
     )
 
 

@@ -43,9 +43,7 @@ _EXPIRY = (
 async def list_operations(
     lxd: LXDDep, project: ProjectDep, page: ListParams, user: ViewerUser
 ) -> dict[str, Any]:
-    return await service.list_operations(
-        lxd, project=project, expand=page.expand, limit=page.limit, offset=page.offset
-    )
+    return await service.list_operations(lxd, project=project, query=page)
 
 
 @router.get(

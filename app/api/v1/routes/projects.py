@@ -46,10 +46,7 @@ IfMatch = Annotated[
 async def list_projects(lxd: LXDDep, params: ListParams, user: ViewerUser) -> dict[str, object]:
     return await service.list_projects(
         lxd,
-        expand=params.expand,
-        filter_=params.filter,
-        limit=params.limit,
-        offset=params.offset,
+        query=params,
     )
 
 

@@ -38,10 +38,7 @@ async def list_snapshots(
         lxd,
         name=name,
         project=project,
-        expand=params.expand,
-        filter_=params.filter,
-        limit=params.limit,
-        offset=params.offset,
+        query=params,
     )
     return LXDJSONResponse(body)
 

@@ -33,10 +33,7 @@ async def list_pools(
     return await service.list_pools(
         lxd,
         project=project,
-        expand=params.expand,
-        filter_=params.filter,
-        limit=params.limit,
-        offset=params.offset,
+        query=params,
     )
 
 

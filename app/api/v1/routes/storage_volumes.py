@@ -49,10 +49,7 @@ async def list_volumes(
         lxd,
         project=project,
         pool=pool,
-        expand=params.expand,
-        filter_=params.filter,
-        limit=params.limit,
-        offset=params.offset,
+        query=params,
     )
 
 
