@@ -197,10 +197,12 @@ async def test_bad_input(
                     f"{API}/{bad}{suffix}", json={"size": "1GiB"}, headers=admin
                 )
             assert reply.status_code == 422, (bad, suffix, reply.text)
-            assert reply.json()["code"] == "validation_error"
-    # Starlette decodes %2F before routing: no pool route matches such a name.
+            # A dot segment is refused by the raw-path guard, the rest by the name pattern.
+            expected = "invalid_name" if bad == "%2E%2E" else "validation_error"
+            assert reply.json()["code"] == expected
+    # An encoded separator never reaches a route (the raw-path guard answers first).
     slash = await client.delete(f"{API}/a%2F..%2F..%2Fnetworks%2Fx", headers=admin)
-    assert slash.status_code in (404, 405, 422), slash.text
+    assert slash.status_code == 422, slash.text
 
     name = pool_name()
     made_pools.append(name)
