@@ -7,6 +7,7 @@ LXD gives two sockets: `0` (terminal bytes both ways) and `control` (resize only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -27,6 +28,34 @@ from app.services.operations import connect_operation_sockets, operation_secrets
 
 
 class ConsoleSession(TerminalSession):
+    async def kill(self) -> None:
+        """End the console on LXD's side: the data socket first, then control.
+
+        LXD 5.0 (until canonical/lxd#18477) ends a console with an unguarded write on the data
+        socket, racing its own console->socket copy: if that copy is mid-write (busy console,
+        or a reader that lags so LXD's write blocks) when `control` closes, the daemon panics
+        ("concurrent write to websocket connection"). Closing the data socket first, with its
+        close handshake done, makes LXD's later writes fail cleanly instead. The handshake only
+        completes if LXD's pending output is read: our relay tasks stop and a drain reads (and
+        drops) it meanwhile, else a paused socket would stall it until the close timeout."""
+        await self._stop_tasks()
+        terminal = self.sockets["0"]
+        drain = asyncio.create_task(_discard(terminal))
+        try:
+            with contextlib.suppress(Exception):
+                await terminal.close()
+        finally:
+            drain.cancel()
+            await asyncio.gather(drain, return_exceptions=True)
+        await super().kill()
+
+    async def _stop_tasks(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+
     async def run(self, peer: Peer) -> bool:
         """Relay until either side ends: True if LXD ended the console, False if the client
         left (then the console is closed on LXD's side)."""
@@ -71,6 +100,12 @@ class ConsoleSession(TerminalSession):
                 await self.send_control(resize_message(frame.width, frame.height))
             else:
                 await peer.send_text(error_frame(f"{frame.type!r} is not available on a console"))
+
+
+async def _discard(sock: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await sock.recv()
 
 
 def _exception(task: asyncio.Task[Any]) -> BaseException | None:
