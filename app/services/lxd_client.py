@@ -10,7 +10,6 @@ reach an LXD endpoint other than the one the caller named.
 
 from __future__ import annotations
 
-import json
 import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -20,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
+import pydantic_core
 import structlog
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
@@ -214,8 +214,9 @@ class LXDClient:
     @staticmethod
     def _parse(method: str, path: str, response: httpx.Response) -> LXDResponse:
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # pydantic-core parses LXD's (often large) replies at twice the speed of `json`.
+            body = pydantic_core.from_json(response.content)
+        except ValueError as exc:
             if response.status_code >= 400:
                 # Some LXD errors (e.g. a missing websocket upgrade) come as plain text.
                 text = response.text.strip()[:500]
