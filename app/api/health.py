@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from app.api.deps import LXDDep
 from app.core.config import APP_VERSION
 from app.services.exceptions import LXDError
-from app.services.lxd_client import API_PREFIX
+from app.services.lxd_client import LXDClient
+from app.services.system import server_info
 
 router = APIRouter(tags=["health"])
 
@@ -37,12 +38,11 @@ class Live(BaseModel):
     version: str
 
 
-async def lxd_health(lxd: Any) -> LXDHealth:
+async def lxd_health(lxd: LXDClient) -> LXDHealth:
     try:
-        response = await lxd.get(API_PREFIX, timeout=min(HEALTH_TIMEOUT, lxd.timeout))
+        server = await server_info(lxd, timeout=min(HEALTH_TIMEOUT, lxd.timeout))
     except LXDError as exc:
         return LXDHealth(status="unavailable", mode=str(lxd.mode), reason=exc.detail)
-    server = response.metadata if isinstance(response.metadata, dict) else {}
     environment = server.get("environment") or {}
     return LXDHealth(
         status="ok",

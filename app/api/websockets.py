@@ -14,7 +14,6 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from app.schemas.common import INSTANCE_NAME_PATTERN, PROJECT_PATTERN
 from app.services.exceptions import AppError, LXDBadRequest, LXDConflict, LXDError, LXDNotFound
 from app.services.exec import PeerGone
-from app.services.lxd_client import LXDClient, lxd_path
 
 # Close codes beyond API.md's 4401/4403/4404/1011 (documented in the tag description).
 CLOSE_NORMAL = 1000
@@ -86,11 +85,3 @@ def bad_target(name: str, project: str | None, default: str) -> tuple[str, str] 
     if not re.fullmatch(PROJECT_PATTERN, project):
         return f"invalid project name {project[:64]!r}"
     return name, project
-
-
-async def check_instance(lxd: LXDClient, name: str, project: str) -> None:
-    """404 (typed) for an unknown instance, before anything is started in LXD."""
-    try:
-        await lxd.get(lxd_path("instances", name), project=project)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc

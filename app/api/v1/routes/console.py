@@ -14,12 +14,12 @@ from app.api.websockets import (
     CLOSE_NORMAL,
     WebSocketPeer,
     bad_target,
-    check_instance,
     close_code_for,
     close_socket,
 )
 from app.schemas.exec import MAX_TERMINAL_SIZE
 from app.services import console as service
+from app.services import instances as instances_service
 from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,7 @@ async def console_ws(
         return
     session: service.ConsoleSession | None = None
     try:
-        await check_instance(lxd, name, project)
+        await instances_service.get_instance(lxd, name=name, project=project)
         session = await service.open_console(
             lxd, name=name, project=project, width=size[0], height=size[1]
         )

@@ -20,13 +20,13 @@ from app.api.websockets import (
     CLOSE_NORMAL,
     WebSocketPeer,
     bad_target,
-    check_instance,
     close_code_for,
     close_socket,
 )
 from app.schemas.common import InstanceName
 from app.schemas.exec import ExecRequest, ExecResult, ExecStart
 from app.services import exec as service
+from app.services import instances as instances_service
 from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
@@ -105,7 +105,7 @@ async def exec_ws(
     name, project = target
     session: service.ExecSession | None = None
     try:
-        await check_instance(lxd, name, project)
+        await instances_service.get_instance(lxd, name=name, project=project)
         start = await _start_frame(websocket)
         if isinstance(start, str):
             await close_socket(websocket, CLOSE_BAD_REQUEST, start)

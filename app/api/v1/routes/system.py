@@ -9,7 +9,7 @@ from app.api.deps import LXDDep, ViewerUser
 from app.api.health import LXDHealth, lxd_health
 from app.api.responses import error_responses
 from app.schemas.system import SystemInfo
-from app.services.lxd_client import API_PREFIX
+from app.services import system as system_service
 
 router = APIRouter(prefix="/system", tags=["system"])
 
@@ -24,8 +24,7 @@ router = APIRouter(prefix="/system", tags=["system"])
     responses=error_responses(),
 )
 async def system_info(_: ViewerUser, lxd: LXDDep) -> SystemInfo:
-    response = await lxd.get(API_PREFIX)
-    server = response.metadata if isinstance(response.metadata, dict) else {}
+    server = await system_service.server_info(lxd)
     return SystemInfo.from_lxd(server, connection_mode=str(lxd.mode))
 
 
