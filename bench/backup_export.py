@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from list_overhead import ApiServer, lxd_client, lxd_op, sandbox_env
+from _common import ApiServer, lxd_client, lxd_op, sandbox_env, wait_if_async
 
 BUFFER = 1024 * 1024
 
@@ -135,7 +135,7 @@ async def main() -> int:
     results: dict[str, dict[str, list[float]]] = {}
     peaks: list[int] = []
     with tempfile.TemporaryDirectory(prefix="lxd-api-bench-") as tmp:
-        server = ApiServer(env, Path(tmp))
+        server = ApiServer(socket_path, Path(tmp))
         async with lxd_client(socket_path) as raw:
             try:
                 size = await make_backup(raw, name, image, args.size_mb * 1000 * 1000)
@@ -173,12 +173,9 @@ async def main() -> int:
                 await api_http.aclose()
             finally:
                 server.stop()
-                reply = await raw.put(
-                    f"/1.0/instances/{name}/state", json={"action": "stop", "force": True}
-                )
-                reply = await raw.delete(f"/1.0/instances/{name}")
-                if reply.status_code == 202:
-                    await raw.get(f"{reply.json()['operation']}/wait", params={"timeout": 120})
+                stop = {"action": "stop", "force": True}
+                await raw.put(f"/1.0/instances/{name}/state", json=stop)
+                await wait_if_async(raw, await raw.delete(f"/1.0/instances/{name}"), 120)
     print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
     ok = True
     for reader, by_label in results.items():

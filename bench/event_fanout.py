@@ -28,11 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exec_throughput import ApiServer, loadavg, lxd_op, sandbox_env
+from _common import ApiServer, loadavg, lxd_client, lxd_op, sandbox_env, wait_if_async
 
 
 def lxd_time(stamp: str) -> float:
@@ -68,11 +67,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"load average before: {loadavg()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="lxd-api-bench-") as tmp:
         server = ApiServer(socket_path, Path(tmp))
-        raw = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=socket_path),
-            base_url="http://lxd",
-            timeout=httpx.Timeout(300),
-        )
+        raw = lxd_client(socket_path)
         subscribers: list[ClientConnection] = []
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -121,9 +116,7 @@ async def main(args: argparse.Namespace) -> None:
             for ws in subscribers:
                 await ws.close()
             server.stop()
-            reply = await raw.delete(f"/1.0/instances/{name}")
-            if reply.status_code == 202:
-                await raw.get(f"{reply.json()['operation']}/wait", params={"timeout": 60})
+            await wait_if_async(raw, await raw.delete(f"/1.0/instances/{name}"), 60)
             await raw.aclose()
 
     relayed = [d * 1000 for s in streams[:-1] for d in measured(s)]

@@ -24,117 +24,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect, unix_connect
 
-REPO = Path(__file__).resolve().parent.parent
-SANDBOX_DIR = REPO / ".sandbox" / "lxd"
-ENV_FILE = REPO / ".sandbox" / "sandbox.env"
-ADMIN = "bench-admin"
-ADMIN_PASSWORD = secrets.token_urlsafe(18)
-
-
-def sandbox_env() -> dict[str, str]:
-    """Start the developer sandbox if needed; return its env file's values."""
-    env = {**os.environ, "SANDBOX_DIR": str(SANDBOX_DIR)}
-    script = str(REPO / "scripts" / "lxd-sandbox.sh")
-    if subprocess.run([script, "status"], capture_output=True, check=False, env=env).returncode:
-        print("starting the developer sandbox (.sandbox/lxd) ...", file=sys.stderr)
-        subprocess.run([script, "up"], check=True, capture_output=True, env=env)
-    values: dict[str, str] = {}
-    for line in ENV_FILE.read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
-class ApiServer:
-    """`uvicorn app.main:app` on 127.0.0.1 in a child process, with a seeded admin."""
-
-    def __init__(self, socket_path: str, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "api.log"
-        self.env = {
-            **os.environ,
-            "LXD_CONNECTION_MODE": "local",
-            "LXD_SOCKET_PATH": socket_path,
-            "JWT_SECRET": secrets.token_urlsafe(48),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
-            "SEED_ADMIN_USERNAME": ADMIN,
-            "SEED_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "LOG_LEVEL": "INFO",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [str(REPO / ".venv" / "bin" / "python"), "-m", "uvicorn", "app.main:app"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the app did not start: see {self.log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("the app did not answer /health/live within 60 s")
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def token(self) -> str:
-        reply = httpx.post(
-            f"{self.url}/api/v1/auth/login",
-            json={"username": ADMIN, "password": ADMIN_PASSWORD},
-            timeout=30,
-        )
-        reply.raise_for_status()
-        return str(reply.json()["access_token"])
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-async def lxd_op(raw: httpx.AsyncClient, reply: httpx.Response) -> dict[str, Any]:
-    body = reply.json()
-    if body.get("type") != "async":
-        raise RuntimeError(f"LXD refused: {body.get('error') or body}")
-    done = await raw.get(f"{body['operation']}/wait", params={"timeout": 600})
-    op: dict[str, Any] = done.json()["metadata"]
-    if op["status"] != "Success":
-        raise RuntimeError(f"LXD operation failed: {op.get('err')}")
-    return op
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ApiServer, loadavg, lxd_client, lxd_op, sandbox_env, wait_if_async
 
 
 # --- one round each way ------------------------------------------------------------------------
@@ -222,10 +125,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 async def main(args: argparse.Namespace) -> None:
     env = sandbox_env()
     socket_path = env["LXD_SOCKET_PATH"]
@@ -233,11 +132,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"load average before: {loadavg()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory(prefix="lxd-api-bench-") as tmp:
         server = ApiServer(socket_path, Path(tmp))
-        raw = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=socket_path),
-            base_url="http://lxd",
-            timeout=httpx.Timeout(300),
-        )
+        raw = lxd_client(socket_path)
         try:
             body = {
                 "name": name,
@@ -275,14 +170,9 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  relay CPU  : {cpu:.2f} s per run ({cpu * 1e9 / args.bytes:.1f} ns/byte)")
         finally:
             server.stop()
-            reply = await raw.put(
-                f"/1.0/instances/{name}/state", json={"action": "stop", "force": True}
-            )
-            if reply.status_code == 202:
-                await raw.get(f"{reply.json()['operation']}/wait", params={"timeout": 60})
-            reply = await raw.delete(f"/1.0/instances/{name}")
-            if reply.status_code == 202:
-                await raw.get(f"{reply.json()['operation']}/wait", params={"timeout": 60})
+            stop = {"action": "stop", "force": True}
+            await wait_if_async(raw, await raw.put(f"/1.0/instances/{name}/state", json=stop), 60)
+            await wait_if_async(raw, await raw.delete(f"/1.0/instances/{name}"), 60)
             await raw.aclose()
     print(f"\nload average after: {loadavg()}")
 

@@ -19,150 +19,21 @@ import argparse
 import asyncio
 import contextlib
 import os
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-SANDBOX_DIR = REPO / ".sandbox" / "lxd"
-ENV_FILE = REPO / ".sandbox" / "sandbox.env"
-ADMIN = "bench-admin"
-ADMIN_PASSWORD = secrets.token_urlsafe(18)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ApiServer, lxd_client, lxd_op, sandbox_env, wait_if_async
 
 
-# --- the daemon and the app ------------------------------------------------------------------
-def sandbox_env() -> dict[str, str]:
-    """Start the developer sandbox if needed; return its env file's values."""
-    status = subprocess.run(
-        [str(REPO / "scripts" / "lxd-sandbox.sh"), "status"],
-        capture_output=True,
-        check=False,
-        env={**os.environ, "SANDBOX_DIR": str(SANDBOX_DIR)},
-    )
-    if status.returncode != 0:
-        print("starting the developer sandbox (.sandbox/lxd) ...", file=sys.stderr)
-        subprocess.run(
-            [str(REPO / "scripts" / "lxd-sandbox.sh"), "up"],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "SANDBOX_DIR": str(SANDBOX_DIR)},
-        )
-    values: dict[str, str] = {}
-    for line in ENV_FILE.read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ApiServer:
-    """`uvicorn app.main:app` on 127.0.0.1 in a child process, with a seeded admin."""
-
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "api.log"
-        self.env = {
-            **os.environ,
-            "LXD_CONNECTION_MODE": "local",
-            "LXD_SOCKET_PATH": env["LXD_SOCKET_PATH"],
-            "JWT_SECRET": secrets.token_urlsafe(48),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
-            "SEED_ADMIN_USERNAME": ADMIN,
-            "SEED_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "LOG_LEVEL": "INFO",
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                str(REPO / ".venv" / "bin" / "python"),
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the app did not start: see {self.log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("the app did not answer /health/live within 60 s")
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def token(self) -> str:
-        reply = httpx.post(
-            f"{self.url}/api/v1/auth/login",
-            json={"username": ADMIN, "password": ADMIN_PASSWORD},
-            timeout=30,
-        )
-        reply.raise_for_status()
-        return str(reply.json()["access_token"])
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def lxd_client(socket_path: str, **kwargs: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=socket_path),
-        base_url="http://lxd",
-        timeout=httpx.Timeout(300),
-        **kwargs,
-    )
-
-
-async def lxd_op(raw: httpx.AsyncClient, reply: httpx.Response) -> dict[str, Any]:
-    body = reply.json()
-    if body.get("type") != "async":
-        raise RuntimeError(f"LXD refused: {body.get('error') or body}")
-    done = await raw.get(f"{body['operation']}/wait", params={"timeout": 600})
-    op: dict[str, Any] = done.json()["metadata"]
-    if op["status"] != "Success":
-        raise RuntimeError(f"LXD operation failed: {op.get('err')}")
-    return op
-
-
+# --- the instances -----------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def bench_instances(
     raw: httpx.AsyncClient, count: int, *, image: str, prefix: str
@@ -178,9 +49,7 @@ async def bench_instances(
 
     async def delete(name: str) -> None:
         async with limit:
-            reply = await raw.delete(f"/1.0/instances/{name}")
-            if reply.status_code == 202:
-                await raw.get(f"{reply.json()['operation']}/wait", params={"timeout": 120})
+            await wait_if_async(raw, await raw.delete(f"/1.0/instances/{name}"), 120)
 
     try:
         await asyncio.gather(*(create(n) for n in names))
@@ -238,7 +107,7 @@ async def main() -> int:
     image = env.get("SANDBOX_IMAGE_ALIAS", "busybox")
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="lxd-api-bench-") as tmp:
-        server = ApiServer(env, Path(tmp))
+        server = ApiServer(socket_path, Path(tmp))
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
         async with lxd_client(socket_path, limits=limits) as raw:
             prefix = f"bl{uuid.uuid4().hex[:6]}"

@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,15 +25,11 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ADMIN, ADMIN_PASSWORD, ApiServer
+
 TARGET_P99_MS = 20.0
 PROBE_INTERVAL_S = 0.005
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -61,21 +54,6 @@ def show(label: str, stats: dict[str, float]) -> str:
     )
 
 
-async def wait_until_up(base: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise SystemExit(f"the server exited with {server.returncode} before answering")
-            try:
-                if (await client.get("/health/live")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the server did not come up in time")
-
-
 async def probe(base: str, stop: asyncio.Event, samples: list[float]) -> None:
     """One request at a time on its own connection; records each round trip in ms."""
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
@@ -89,7 +67,6 @@ async def probe(base: str, stop: asyncio.Event, samples: list[float]) -> None:
 
 
 async def run(args: argparse.Namespace, base: str, username: str, password: str) -> int:
-    await wait_until_up(base, args.server)
     # Idle connections expire before uvicorn's 5 s keep-alive closes them under our feet.
     limits = httpx.Limits(max_connections=args.concurrency + 5, keepalive_expiry=1.0)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
@@ -154,36 +131,19 @@ def main() -> int:
     parser.add_argument("--show-server-log", action="store_true")
     args = parser.parse_args()
 
-    port = free_port()
-    username = "bench-admin"
-    password = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="lxd-api-bench-") as tmp:
-        env = {
-            **os.environ,
-            "APP_ENV": "development",
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
-            "JWT_SECRET": secrets.token_urlsafe(48),
-            "SEED_ADMIN_USERNAME": username,
-            "SEED_ADMIN_PASSWORD": password,
-            "RATE_LIMIT_LOGIN": "1000000/minute",
-            "LXD_SOCKET_PATH": f"{tmp}/no-lxd.socket",
-            "LOG_LEVEL": "INFO",
-        }
-        command = [
-            sys.executable, "-m", "uvicorn", "app.main:app",
-            "--host", "127.0.0.1", "--port", str(port),
-        ]  # fmt: skip
-        output = None if args.show_server_log else subprocess.DEVNULL
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output)
-        args.server = server
+        # No LXD: the app starts without one, and logins do not use it.
+        server = ApiServer(
+            f"{tmp}/no-lxd.socket",
+            Path(tmp),
+            extra_env={"APP_ENV": "development", "RATE_LIMIT_LOGIN": "1000000/minute"},
+            show_log=args.show_server_log,
+        )
         try:
-            return asyncio.run(run(args, f"http://127.0.0.1:{port}", username, password))
+            server.start()
+            return asyncio.run(run(args, server.url, ADMIN, ADMIN_PASSWORD))
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            server.stop()
 
 
 if __name__ == "__main__":
