@@ -88,8 +88,8 @@ lxd-sandbox-down: ## Stop the private LXD daemon (keeps its data; PURGE=1 remove
 	@$(SANDBOX) down $(if $(PURGE),--purge,)
 	@if [ -f .sandbox/test/lxd/.lxd-sandbox ]; then SANDBOX_DIR=.sandbox/test/lxd $(SANDBOX) down $(if $(PURGE),--purge,); fi
 
-bench: $(STAMP) lxd-sandbox ## Run the benchmarks in bench/ against the sandbox and print figures
-	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+bench: $(STAMP) lxd-sandbox ## Run every benchmark in bench/ against the sandbox (fails if a target is missed)
+	@rc=0; for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || rc=1; done; exit $$rc
 
 clean: ## Remove caches (not .venv, data/ or the sandbox)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
