@@ -4,10 +4,11 @@ and writes. Callers own the transaction (they commit)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.security import Role
 from app.db.models import RefreshToken, User, utcnow
@@ -21,6 +22,28 @@ def username_key(username: str) -> str:
 # --- users -------------------------------------------------------------------------------------
 async def get_user(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id, populate_existing=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a token check needs to know of its user."""
+
+    role: str
+    is_active: bool
+    token_version: int
+
+
+_STANDING = select(User.role, User.is_active, User.token_version).where(
+    User.id == bindparam("user_id")
+)
+
+
+async def get_standing(engine: AsyncEngine, user_id: int) -> Standing | None:
+    """Three columns of one user, without the ORM: a third less time than `get_user()` (most
+    of it on the event loop), for the check that runs beside every read."""
+    async with engine.connect() as connection:
+        row = (await connection.execute(_STANDING, {"user_id": user_id})).first()
+    return None if row is None else Standing(row.role, bool(row.is_active), row.token_version)
 
 
 async def get_user_by_username(session: AsyncSession, username: str) -> User | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
+from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
 from app.api.operations import operation_answer
 from app.api.responses import (
     ASYNC_RESPONSES,
@@ -39,7 +39,7 @@ BackupName = Annotated[
     responses=error_responses(404),
 )
 async def list_backups(
-    name: InstanceName, lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+    name: InstanceName, lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
 ) -> JSONResponse:
     body = await service.list_backups(
         lxd,
@@ -83,7 +83,7 @@ async def create_backup(
     responses=error_responses(404),
 )
 async def get_backup(
-    name: InstanceName, backup: BackupName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+    name: InstanceName, backup: BackupName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> JSONResponse:
     return LXDJSONResponse(await service.get_backup(lxd, name=name, backup=backup, project=project))
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerUser
+from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerRead
 from app.api.responses import error_responses, with_etag
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.images import (
@@ -43,7 +43,7 @@ AliasPath = Annotated[
     responses=error_responses(400, 404),
 )
 async def list_aliases(
-    lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+    lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
 ) -> dict[str, object]:
     return await service.list_aliases(
         lxd,
@@ -82,7 +82,7 @@ async def create_alias(
     responses=error_responses(404),
 )
 async def get_alias(
-    alias: AliasPath, lxd: LXDDep, project: ProjectDep, response: Response, user: ViewerUser
+    alias: AliasPath, lxd: LXDDep, project: ProjectDep, response: Response, _: ViewerRead
 ) -> dict[str, object]:
     data, etag = await service.get_alias(lxd, project=project, name=alias)
     with_etag(response, etag)

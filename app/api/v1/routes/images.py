@@ -12,7 +12,7 @@ from app.api.deps import (
     LXDDep,
     ProjectDep,
     SettingsDep,
-    ViewerUser,
+    ViewerRead,
     WaitParams,
 )
 from app.api.operations import operation_answer
@@ -36,7 +36,7 @@ router.include_router(aliases_router)
     responses=error_responses(400, 404),
 )
 async def list_images(
-    lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+    lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
 ) -> dict[str, object]:
     return await service.list_images(
         lxd,
@@ -89,7 +89,7 @@ async def copy_image(
     responses=error_responses(404, 409),
 )
 async def get_image(
-    fingerprint: Fingerprint, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+    fingerprint: Fingerprint, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> dict[str, object]:
     return await service.get_image(lxd, project=project, fingerprint=fingerprint)
 

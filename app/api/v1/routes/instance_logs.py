@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from app.api.deps import LXDDep, ProjectDep, ViewerUser
+from app.api.deps import LXDDep, ProjectDep, ViewerRead, ViewerUser
 from app.api.responses import DownloadResponse, error_responses, text_route_errors
 from app.schemas.common import InstanceName, Page
 from app.services import instances as service
@@ -37,7 +37,7 @@ async def list_logs(
     name: InstanceName,
     lxd: LXDDep,
     project: ProjectDep,
-    user: ViewerUser,
+    _: ViewerRead,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size (1-1000)")] = None,
     offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
 ) -> dict[str, object]:

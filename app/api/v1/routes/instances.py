@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
+from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, LXDJSONResponse, error_responses
 from app.schemas.common import InstanceName, OperationRef, Page
@@ -55,7 +55,7 @@ async def list_instances(
     lxd: LXDDep,
     project: ProjectDep,
     params: ListParams,
-    user: ViewerUser,
+    _: ViewerRead,
     instance_type: Annotated[
         Literal["container", "virtual-machine"] | None,
         Query(alias="instance-type", description="Only containers or only virtual machines"),
@@ -100,7 +100,7 @@ async def create_instance(
     responses=error_responses(404),
 )
 async def get_instance(
-    name: InstanceName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+    name: InstanceName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> JSONResponse:
     instance, etag = await service.get_instance(lxd, name=name, project=project)
     return _lxd_json(instance, etag)
@@ -210,6 +210,6 @@ async def rename_instance(
     responses=error_responses(404),
 )
 async def get_instance_state(
-    name: InstanceName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+    name: InstanceName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> JSONResponse:
     return _lxd_json(await service.get_state(lxd, name=name, project=project))

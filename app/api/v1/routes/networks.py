@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser
+from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead
 from app.api.responses import IfMatch, error_responses, location, with_etag
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.networks import (
@@ -40,7 +40,7 @@ NetworkName = Annotated[
     responses=error_responses(404),
 )
 async def list_networks(
-    lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+    lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
 ) -> dict[str, Any]:
     return await service.list_networks(
         lxd,
@@ -77,7 +77,7 @@ async def create_network(
     responses=error_responses(404),
 )
 async def get_network(
-    network: NetworkName, lxd: LXDDep, project: ProjectDep, response: Response, user: ViewerUser
+    network: NetworkName, lxd: LXDDep, project: ProjectDep, response: Response, _: ViewerRead
 ) -> dict[str, Any]:
     data, etag = await service.get_network(lxd, project=project, network=network)
     with_etag(response, etag)
@@ -190,7 +190,7 @@ async def rename_network(
     responses=error_responses(404),
 )
 async def get_network_state(
-    network: NetworkName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+    network: NetworkName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> dict[str, Any]:
     return await service.network_state(lxd, project=project, network=network)
 
@@ -208,7 +208,7 @@ async def list_network_leases(
     network: NetworkName,
     lxd: LXDDep,
     project: ProjectDep,
-    user: ViewerUser,
+    _: ViewerRead,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size (1-1000)")] = None,
     offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
 ) -> dict[str, Any]:

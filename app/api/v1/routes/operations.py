@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser
+from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead
 from app.api.responses import error_responses
 from app.schemas.operations import OperationPage, OperationPublic
 from app.services import operations as service
@@ -41,7 +41,7 @@ _EXPIRY = (
     responses=error_responses(404),
 )
 async def list_operations(
-    lxd: LXDDep, project: ProjectDep, page: ListParams, user: ViewerUser
+    lxd: LXDDep, project: ProjectDep, page: ListParams, _: ViewerRead
 ) -> dict[str, Any]:
     return await service.list_operations(lxd, project=project, query=page)
 
@@ -54,7 +54,7 @@ async def list_operations(
     "Role: viewer.",
     responses=error_responses(404),
 )
-async def get_operation(operation_id: OperationId, lxd: LXDDep, user: ViewerUser) -> Any:
+async def get_operation(operation_id: OperationId, lxd: LXDDep, _: ViewerRead) -> Any:
     return await service.fetch_operation(lxd, operation_id)
 
 
@@ -71,7 +71,7 @@ async def get_operation(operation_id: OperationId, lxd: LXDDep, user: ViewerUser
 async def wait_operation(
     operation_id: OperationId,
     lxd: LXDDep,
-    user: ViewerUser,
+    _: ViewerRead,
     timeout: Annotated[
         int, Query(ge=0, le=3600, description="Seconds to wait at most (0: answer at once)")
     ] = 30,

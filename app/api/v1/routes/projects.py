@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Response, status
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AdminUser, ListParams, LXDDep, ViewerUser, WaitParams
+from app.api.deps import AdminUser, ListParams, LXDDep, ViewerRead, WaitParams
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses, with_etag
 from app.schemas.common import PROJECT_PATTERN, OperationRef, Page
@@ -43,7 +43,7 @@ IfMatch = Annotated[
     "Paged here with `limit`/`offset`. Role: viewer. Synchronous.",
     responses=error_responses(400),
 )
-async def list_projects(lxd: LXDDep, params: ListParams, user: ViewerUser) -> dict[str, object]:
+async def list_projects(lxd: LXDDep, params: ListParams, _: ViewerRead) -> dict[str, object]:
     return await service.list_projects(
         lxd,
         query=params,
@@ -80,7 +80,7 @@ async def create_project(
     responses=error_responses(404),
 )
 async def get_project(
-    project: ProjectPath, lxd: LXDDep, response: Response, user: ViewerUser
+    project: ProjectPath, lxd: LXDDep, response: Response, _: ViewerRead
 ) -> dict[str, object]:
     data, etag = await service.get_project(lxd, name=project)
     with_etag(response, etag)
@@ -95,9 +95,7 @@ async def get_project(
     "Role: viewer. Synchronous.",
     responses=error_responses(404),
 )
-async def get_project_state(
-    project: ProjectPath, lxd: LXDDep, user: ViewerUser
-) -> dict[str, object]:
+async def get_project_state(project: ProjectPath, lxd: LXDDep, _: ViewerRead) -> dict[str, object]:
     return await service.get_project_state(lxd, name=project)
 
 

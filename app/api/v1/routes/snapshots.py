@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser, WaitParams
+from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, LXDJSONResponse, error_responses
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
@@ -32,7 +32,7 @@ SnapshotName = Annotated[
     responses=error_responses(404),
 )
 async def list_snapshots(
-    name: InstanceName, lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+    name: InstanceName, lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
 ) -> JSONResponse:
     body = await service.list_snapshots(
         lxd,
@@ -75,7 +75,7 @@ async def create_snapshot(
     responses=error_responses(404),
 )
 async def get_snapshot(
-    name: InstanceName, snapshot: SnapshotName, lxd: LXDDep, project: ProjectDep, user: ViewerUser
+    name: InstanceName, snapshot: SnapshotName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> JSONResponse:
     return LXDJSONResponse(
         await service.get_snapshot(lxd, name=name, snapshot=snapshot, project=project)

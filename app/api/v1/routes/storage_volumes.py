@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerUser
+from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead
 from app.api.responses import IfMatch, error_responses, location, with_etag
 from app.schemas.common import NAME_PATTERN, Page, PoolName
 from app.schemas.storage import (
@@ -43,7 +43,7 @@ VolumeName = Annotated[
     responses=error_responses(404),
 )
 async def list_volumes(
-    pool: PoolName, lxd: LXDDep, project: ProjectDep, params: ListParams, user: ViewerUser
+    pool: PoolName, lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
 ) -> dict[str, Any]:
     return await service.list_volumes(
         lxd,
@@ -92,7 +92,7 @@ async def get_volume(
     lxd: LXDDep,
     project: ProjectDep,
     response: Response,
-    user: ViewerUser,
+    _: ViewerRead,
 ) -> dict[str, Any]:
     data, etag = await service.get_volume(lxd, project=project, pool=pool, volume=volume)
     with_etag(response, etag)

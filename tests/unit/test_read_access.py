@@ -1,0 +1,151 @@
+"""`ViewerRead`: reads ask LXD while the user's row is still being read, and answer only once
+it is in. A user disabled in the meantime gets a 401, never the data nor the endpoint's error;
+the overlap really happens; a cancelled request cancels the pending check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, cast
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.requests import Request
+
+import app.api.deps as deps
+from app.core.security import Role, create_token
+from app.db import crud
+from app.db.crud import Standing
+from app.db.models import User
+
+SECRET_NAME = "c-secret-data"
+INSTANCES = "/api/v1/instances"
+
+
+def _lxd(seen: list[str]) -> Callable[[httpx.Request], Awaitable[httpx.Response]]:
+    """LXD with one instance; records the paths it was asked for."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/1.0/instances":
+            metadata: Any = [{"name": SECRET_NAME, "status": "Running"}]
+            body = {"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}
+            # A stream, as from a socket (a `json=` body counts as read already).
+            return httpx.Response(200, stream=httpx.ByteStream(json.dumps(body).encode()))
+        error = {"type": "error", "error": "Instance not found", "error_code": 404}
+        return httpx.Response(404, json=error)
+
+    return handler
+
+
+async def _viewer(app: FastAPI, name: str) -> tuple[int, dict[str, str]]:
+    async with app.state.db_sessionmaker() as session:
+        user = await crud.create_user(session, username=name, password_hash="x", role=Role.viewer)
+        await session.commit()
+        user_id, version = user.id, user.token_version
+    token, _ = create_token(
+        app.state.settings, user_id=user_id, token_version=version, kind="access"
+    )
+    return user_id, {"Authorization": f"Bearer {token}"}
+
+
+async def _disable(app: FastAPI, user_id: int) -> None:
+    async with app.state.db_sessionmaker() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        user.is_active = False
+        await session.commit()
+
+
+async def test_a_disabled_user_gets_401_not_the_data_nor_the_endpoints_error(
+    make_unit_app: Callable[..., Awaitable[FastAPI]],
+) -> None:
+    seen: list[str] = []
+    app = await make_unit_app(lxd_handler=_lxd(seen))
+    user_id, headers = await _viewer(app, "reader")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        ok = await client.get(INSTANCES, headers=headers)
+        assert ok.status_code == 200
+        assert [item["name"] for item in ok.json()["items"]] == [SECRET_NAME]
+
+        await _disable(app, user_id)
+        seen.clear()
+        refused = await client.get(INSTANCES, headers=headers)
+        missing = await client.get(f"{INSTANCES}/nope", headers=headers)
+
+    assert "/1.0/instances" in seen  # LXD was asked meanwhile ...
+    for reply in (refused, missing):  # ... and nothing of it came out
+        assert reply.status_code == 401, reply.text
+        assert reply.json()["code"] == "invalid_token"
+        assert SECRET_NAME not in reply.text
+
+
+async def test_a_bad_token_is_refused_before_lxd_is_asked(
+    make_unit_app: Callable[..., Awaitable[FastAPI]],
+) -> None:
+    seen: list[str] = []
+    app = await make_unit_app(lxd_handler=_lxd(seen))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        for headers in ({}, {"Authorization": "Bearer not-a-jwt"}):
+            reply = await client.get(INSTANCES, headers=headers)
+            assert reply.status_code == 401
+    assert "/1.0/instances" not in seen
+
+
+async def test_the_user_check_and_the_lxd_read_overlap(
+    make_unit_app: Callable[..., Awaitable[FastAPI]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check waits until LXD has been asked: done one after the other, this would time out."""
+    seen: list[str] = []
+    asked = asyncio.Event()
+    handler = _lxd(seen)
+
+    async def lxd(request: httpx.Request) -> httpx.Response:
+        asked.set()
+        return await handler(request)
+
+    real_load = deps.get_standing
+
+    async def load_after_lxd_was_asked(engine: Any, user_id: int) -> Standing | None:
+        await asyncio.wait_for(asked.wait(), timeout=5)
+        return await real_load(engine, user_id)
+
+    app = await make_unit_app(lxd_handler=lxd)
+    _, headers = await _viewer(app, "overlap")
+    monkeypatch.setattr(deps, "get_standing", load_after_lxd_was_asked)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        reply = await client.get(INSTANCES, headers=headers)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["total"] == 1
+
+
+async def test_a_cancelled_read_cancels_the_pending_check(
+    unit_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def never_answers(engine: Any, user_id: int) -> Standing | None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(deps, "get_standing", never_answers)
+    token, _ = create_token(unit_app.state.settings, user_id=1, token_version=0, kind="access")
+    request = Request({"type": "http", "app": unit_app, "method": "GET", "headers": []})
+    access = cast(AsyncGenerator[None, None], deps.ReadAccess(Role.viewer)(request, token))
+    await anext(access)
+    await asyncio.sleep(0.01)  # the check is under way
+    with pytest.raises(asyncio.CancelledError):
+        await access.athrow(asyncio.CancelledError())
+    await asyncio.wait_for(cancelled.wait(), timeout=5)
