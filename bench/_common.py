@@ -79,7 +79,8 @@ def free_port() -> int:
 
 class ApiServer:
     """`uvicorn app.main:app` on 127.0.0.1 in a child process, with a temporary SQLite store
-    and a seeded admin. Its output goes to `workdir/api.log`, or to ours with `show_log`."""
+    and a seeded admin. Its output goes to `workdir/api.log`, or to ours with `show_log`.
+    `app="_relay:app"` serves the bare relay of `bench/_relay.py` instead (the floor)."""
 
     def __init__(
         self,
@@ -88,10 +89,12 @@ class ApiServer:
         *,
         extra_env: dict[str, str] | None = None,
         show_log: bool = False,
+        app: str = "app.main:app",
     ) -> None:
+        self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "api.log"
+        self.log_path = workdir / f"{app.split(':')[0].strip('_').replace('.', '-')}.log"
         self.show_log = show_log
         self.env = {
             **os.environ,
@@ -102,14 +105,17 @@ class ApiServer:
             "SEED_ADMIN_USERNAME": ADMIN,
             "SEED_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "LOG_LEVEL": "INFO",
+            "RELAY_LXD_SOCKET": socket_path,
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start it and wait (up to 60 s) until `/health/live` answers 200."""
-        command = [str(REPO / ".venv" / "bin" / "python"), "-m", "uvicorn", "app.main:app"]
+        command = [str(REPO / ".venv" / "bin" / "python"), "-m", "uvicorn", self.app]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        if self.app.startswith("_"):  # a helper module of bench/ (`python -m` puts REPO first)
+            command += ["--app-dir", str(REPO / "bench")]
         with contextlib.ExitStack() as stack:
             log = None if self.show_log else stack.enter_context(self.log_path.open("wb"))
             self.process = subprocess.Popen(

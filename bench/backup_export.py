@@ -7,7 +7,9 @@ backs it up uncompressed (random bytes do not compress), starts the app under uv
 127.0.0.1 (local mode), then downloads the tarball alternately straight from LXD's unix socket
 and through the API over TCP, with the same reader for both: a bare-socket HTTP/1.1 reader
 (`recv_into` a 1 MiB buffer; the fastest a client can be) and httpx's streaming reader (what a
-Python client would use). During each API download the app's peak RSS is reset
+Python client would use). A third side is the floor: the same LXD download through a bare ASGI
+relay under the same uvicorn (`bench/_relay.py`), i.e. what one more process and a TCP hop cost
+on this machine whatever the API does. During each API download the app's peak RSS is reset
 (`/proc/<pid>/clear_refs`) and read back (`VmHWM`). Everything is deleted at the end.
 
     .venv/bin/python bench/backup_export.py [--size-mb 220] [--runs 3]
@@ -136,20 +138,24 @@ async def main() -> int:
     peaks: list[int] = []
     with tempfile.TemporaryDirectory(prefix="lxd-api-bench-") as tmp:
         server = ApiServer(socket_path, Path(tmp))
+        relay = ApiServer(socket_path, Path(tmp), app="_relay:app")
         async with lxd_client(socket_path) as raw:
             try:
                 size = await make_backup(raw, name, image, args.size_mb * 1000 * 1000)
                 print(f"backup tarball: {size / 1e6:.1f} MB (uncompressed)")
                 server.start()
+                relay.start()
                 token = server.token()
                 auth = {"Authorization": f"Bearer {token}"}
                 direct_path = f"/1.0/instances/{name}/backups/big/export"
                 api_path = f"/api/v1/instances/{name}/backups/big/export"
                 targets = {
                     "direct": (("unix", socket_path), direct_path, {}),
+                    "relay": (("tcp", ("127.0.0.1", relay.port)), direct_path, {}),
                     "api": (("tcp", ("127.0.0.1", server.port)), api_path, auth),
                 }
                 api_http = httpx.AsyncClient(base_url=server.url, headers=auth, timeout=300)
+                relay_http = httpx.AsyncClient(base_url=relay.url, timeout=300)
                 for _ in range(args.runs):
                     for label, (connect, path, headers) in targets.items():
                         for reader in ("bare socket", "httpx"):
@@ -159,10 +165,9 @@ async def main() -> int:
                             started = time.perf_counter()
                             if reader == "bare socket":
                                 got = await asyncio.to_thread(bare_get, connect, path, headers)
-                            elif label == "direct":
-                                got = await httpx_get(raw, path)
                             else:
-                                got = await httpx_get(api_http, path)
+                                client = {"direct": raw, "relay": relay_http, "api": api_http}
+                                got = await httpx_get(client[label], path)
                             elapsed = time.perf_counter() - started
                             if got != size:
                                 raise RuntimeError(f"{label}: {got} bytes, expected {size}")
@@ -171,21 +176,27 @@ async def main() -> int:
                             rates = results.setdefault(reader, {}).setdefault(label, [])
                             rates.append(size / elapsed / 1e6)
                 await api_http.aclose()
+                await relay_http.aclose()
             finally:
                 server.stop()
+                relay.stop()
                 stop = {"action": "stop", "force": True}
                 await raw.put(f"/1.0/instances/{name}/state", json=stop)
                 await wait_if_async(raw, await raw.delete(f"/1.0/instances/{name}"), 120)
     print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
     ok = True
     for reader, by_label in results.items():
-        direct, api = statistics.median(by_label["direct"]), statistics.median(by_label["api"])
+        direct, relay_rate, api = (
+            statistics.median(by_label[k]) for k in ("direct", "relay", "api")
+        )
         ratio = api / direct
         ok = ok and (ratio >= 0.9 or reader != "bare socket")
         print(
             f"{reader:>11}: direct {direct:7.0f} MB/s, API {api:7.0f} MB/s, ratio {ratio:.3f} "
             f"(median of {len(by_label['api'])}; runs: direct "
             f"{[round(r) for r in by_label['direct']]}, API {[round(r) for r in by_label['api']]})"
+            f"\n{'':>13}floor: a bare ASGI relay {relay_rate:7.0f} MB/s = "
+            f"{relay_rate / direct:.3f}x direct; the API reaches {api / relay_rate:.3f}x of it"
         )
     growth = max(peaks) / 1024
     ok = ok and growth < 32

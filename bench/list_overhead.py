@@ -3,8 +3,11 @@
 Runs against the developer sandbox (`.sandbox/lxd`, started with `scripts/lxd-sandbox.sh up` if
 it is not running): creates N stopped containers (default 50), starts the app under uvicorn on
 127.0.0.1 (local mode, unix socket; defaults otherwise: INFO logs to a file), and measures in
-one run, with the same httpx client for both, the median latency at 1 client and at 16
-concurrent clients, interleaving API and LXD rounds so that both see the same load.
+one run, with the same httpx client for all, the median latency at 1 client and at 16
+concurrent clients, interleaving rounds so that all see the same load. A third side is the
+floor: the same LXD call through a bare ASGI relay under the same uvicorn (`bench/_relay.py`:
+no FastAPI, no auth, no parsing), which tells what a second HTTP hop through Python costs on
+this machine and so how much of the ratio is the API's own.
 Everything it created is deleted at the end, also on failure or Ctrl-C.
 
     .venv/bin/python bench/list_overhead.py [--instances 50] [--requests 300]
@@ -24,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -69,18 +72,15 @@ async def timed(call: Callable[[], Awaitable[httpx.Response]]) -> float:
 
 
 async def rounds(
-    direct: Callable[[], Awaitable[httpx.Response]],
-    api: Callable[[], Awaitable[httpx.Response]],
-    *,
-    requests: int,
-    concurrency: int,
-) -> tuple[list[float], list[float]]:
-    """Alternate short rounds of each (same load for both); each round: `concurrency` tasks."""
-    times: dict[str, list[float]] = {"direct": [], "api": []}
+    calls: Mapping[str, Callable[[], Awaitable[httpx.Response]]], *, requests: int, concurrency: int
+) -> dict[str, list[float]]:
+    """Alternate short rounds of each side (same load for all); each round: `concurrency`
+    tasks."""
+    times: dict[str, list[float]] = {label: [] for label in calls}
     per_round = max(concurrency * 4, 20)
     done = 0
     while done < requests:
-        for label, call in (("direct", direct), ("api", api)):
+        for label, call in calls.items():
 
             async def worker(call: Callable[[], Awaitable[httpx.Response]] = call) -> list[float]:
                 return [await timed(call) for _ in range(per_round // concurrency)]
@@ -88,12 +88,7 @@ async def rounds(
             results = await asyncio.gather(*(worker() for _ in range(concurrency)))
             times[label].extend(t for part in results for t in part)
         done += per_round
-    return times["direct"], times["api"]
-
-
-def summary(direct: list[float], api: list[float]) -> dict[str, float]:
-    d, a = statistics.median(direct), statistics.median(api)
-    return {"lxd_ms": d * 1000, "api_ms": a * 1000, "ratio": a / d, "n": len(api)}
+    return times
 
 
 async def main() -> int:
@@ -108,43 +103,50 @@ async def main() -> int:
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="lxd-api-bench-") as tmp:
         server = ApiServer(socket_path, Path(tmp))
+        relay = ApiServer(socket_path, Path(tmp), app="_relay:app")
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
-        async with lxd_client(socket_path, limits=limits) as raw:
+        async with contextlib.AsyncExitStack() as stack:
+            raw = await stack.enter_async_context(lxd_client(socket_path, limits=limits))
             prefix = f"bl{uuid.uuid4().hex[:6]}"
-            async with bench_instances(raw, args.instances, image=image, prefix=prefix):
-                server.start()
-                try:
-                    headers = {"Authorization": f"Bearer {server.token()}"}
-                    async with httpx.AsyncClient(
-                        base_url=server.url, headers=headers, timeout=60, limits=limits
-                    ) as http:
-                        listed = (await http.get("/api/v1/instances")).json()
-                        print(f"instances listed by the API: {listed['total']}")
-
-                        async def direct() -> httpx.Response:
-                            return await raw.get("/1.0/instances", params={"recursion": 1})
-
-                        async def api() -> httpx.Response:
-                            return await http.get("/api/v1/instances")
-
-                        await rounds(direct, api, requests=40, concurrency=4)  # warm-up
-                        results = {}
-                        for clients in (1, 16):
-                            d, a = await rounds(
-                                direct, api, requests=args.requests, concurrency=clients
-                            )
-                            results[clients] = summary(d, a)
-                finally:
-                    server.stop()
+            await stack.enter_async_context(
+                bench_instances(raw, args.instances, image=image, prefix=prefix)
+            )
+            for process in (server, relay):
+                process.start()
+                stack.callback(process.stop)
+            headers = {"Authorization": f"Bearer {server.token()}"}
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60, limits=limits)
+            )
+            bare = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=relay.url, timeout=60, limits=limits)
+            )
+            listed = (await http.get("/api/v1/instances")).json()
+            print(f"instances listed by the API: {listed['total']}")
+            recursion = {"recursion": 1}
+            calls = {
+                "lxd": lambda: raw.get("/1.0/instances", params=recursion),
+                "relay": lambda: bare.get("/1.0/instances", params=recursion),
+                "api": lambda: http.get("/api/v1/instances"),
+            }
+            for _ in range(2):  # warm-up
+                await rounds(calls, requests=40, concurrency=4)
+            results = {
+                clients: await rounds(calls, requests=args.requests, concurrency=clients)
+                for clients in (1, 16)
+            }
     print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
     ok = True
-    for clients, figures in results.items():
-        verdict = "ok" if figures["ratio"] <= 1.15 else "OVER TARGET"
-        ok = ok and figures["ratio"] <= 1.15
+    for clients, times in results.items():
+        lxd, relay_ms, api = (statistics.median(times[k]) * 1000 for k in ("lxd", "relay", "api"))
+        ratio = api / lxd
+        ok = ok and ratio <= 1.15
         print(
-            f"{clients:>2} client(s): LXD median {figures['lxd_ms']:.2f} ms, API median "
-            f"{figures['api_ms']:.2f} ms, ratio {figures['ratio']:.3f} "
-            f"(n={figures['n']:.0f} each; target <= 1.15: {verdict})"
+            f"{clients:>2} client(s): LXD median {lxd:.2f} ms, API median {api:.2f} ms, "
+            f"ratio {ratio:.3f} (n={len(times['api'])} each; target <= 1.15: "
+            f"{'ok' if ratio <= 1.15 else 'OVER TARGET'})\n"
+            f"{'':>13}floor: a bare ASGI relay of the same LXD call {relay_ms:.2f} ms = "
+            f"{relay_ms / lxd:.3f}x LXD; the API's own share {api - relay_ms:+.2f} ms"
         )
     return 0 if ok else 1
 
