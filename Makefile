@@ -10,6 +10,7 @@ SANDBOX_ENV := .sandbox/sandbox.env
 # The mode `make dev` points the API at: local (unix socket) or remote (mTLS on 127.0.0.1).
 DEV_MODE  ?= local
 SYSTEM_PACKAGES := lxd lxd-client iptables busybox-static
+TEST_PACKAGES   := postgresql
 
 .PHONY: help install system-deps migrate run dev test test-unit test-integration lint format \
         typecheck up down logs lxd-sandbox lxd-sandbox-down bench clean
@@ -52,8 +53,15 @@ dev: $(STAMP) system-deps lxd-sandbox ## Set up and serve the API against the pr
 	$(VENV)/bin/alembic upgrade head && exec $(PY) -m app
 
 test: $(STAMP) ## Set up and run every test (unit + real-LXD integration, both modes) with coverage
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory system-deps; fi
-	$(VENV)/bin/pytest --cov=app --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+	@if [ "$$(id -u)" = 0 ]; then \
+		$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="$(SYSTEM_PACKAGES) $(TEST_PACKAGES)"; \
+	fi
+	@# PostgreSQL, when installed, for the migration tests (scripts/postgres-sandbox.sh).
+	@pg="$${TEST_POSTGRES_URL:-}"; \
+	if [ -z "$$pg" ] && compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+		pg=$$(scripts/postgres-sandbox.sh up) || exit 1; \
+	fi; \
+	TEST_POSTGRES_URL="$$pg" $(VENV)/bin/pytest --cov=app --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Unit tests only (mocked LXD, no daemon needed)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
@@ -84,9 +92,10 @@ logs: ## Follow the API container's logs
 lxd-sandbox: ## Start the private LXD daemon (.sandbox/) and print the settings for both modes
 	@$(SANDBOX) up
 
-lxd-sandbox-down: ## Stop the private LXD daemon (keeps its data; PURGE=1 removes it)
+lxd-sandbox-down: ## Stop the private LXD daemons (keeps their data; PURGE=1 removes it) and the tests' PostgreSQL
 	@$(SANDBOX) down $(if $(PURGE),--purge,)
 	@if [ -f .sandbox/test/lxd/.lxd-sandbox ]; then SANDBOX_DIR=.sandbox/test/lxd $(SANDBOX) down $(if $(PURGE),--purge,); fi
+	@scripts/postgres-sandbox.sh down
 
 bench: $(STAMP) lxd-sandbox ## Run every benchmark in bench/ against the sandbox (fails if a target is missed)
 	@rc=0; for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || rc=1; done; exit $$rc

@@ -11,12 +11,13 @@ import asyncio
 from logging.config import fileConfig
 from typing import Any, Literal
 
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from app.core.config import get_settings
+from app.db.migrations import MIGRATION_LOCK_KEY
 from app.db.models import Base, UTCDateTime
 
 config = context.config
@@ -59,6 +60,11 @@ def run_migrations_offline() -> None:
 def do_run_migrations(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas that start at once migrate one after the other (the later ones find the
+            # schema at head); a transaction-level lock, released at commit.
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

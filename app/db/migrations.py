@@ -2,7 +2,8 @@
 
 The lifespan runs this in a worker thread before serving, so `uvicorn app.main:app` alone
 works. Alembic's `context` is process-global: a lock keeps two apps in one process (tests)
-from migrating at the same moment.
+from migrating at the same moment. On PostgreSQL, `alembic/env.py` also takes an advisory lock
+(`MIGRATION_LOCK_KEY`) so that replicas starting together migrate one after the other.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
 
 _lock = threading.Lock()
+MIGRATION_LOCK_KEY = 0x6C78_645F_6170_6900  # "lxd_api" in ASCII; pg_advisory_xact_lock's key
 
 
 def alembic_config(database_url: str) -> Config:

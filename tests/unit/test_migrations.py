@@ -21,7 +21,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from app.db.migrations import REPO_ROOT, downgrade_to, upgrade_to_head
+from app.db.migrations import MIGRATION_LOCK_KEY, REPO_ROOT, downgrade_to, upgrade_to_head
 from app.db.models import Base
 from app.db.session import make_engine
 
@@ -74,6 +74,44 @@ async def test_upgrade_downgrade_and_no_drift(database_url: str) -> None:
     await anyio.to_thread.run_sync(upgrade_to_head, database_url)
     assert await _run(database_url, _diffs) == []
     await anyio.to_thread.run_sync(downgrade_to, database_url, "base")
+
+
+async def test_postgres_replicas_migrate_one_after_the_other() -> None:
+    """While another session holds the migration lock, `alembic upgrade head` waits for it (and
+    is seen waiting in `pg_locks`); once it is free, the upgrade runs."""
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set TEST_POSTGRES_URL to run the migrations against PostgreSQL")
+    key = {"key": MIGRATION_LOCK_KEY}
+    waiting = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND (classid::bigint << 32 | objid::bigint) = :key"
+    )
+    engine = make_engine(url)
+    upgrade: subprocess.Popen[bytes] | None = None
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(text("SELECT pg_advisory_lock(:key)"), key)
+            await holder.commit()
+            upgrade = subprocess.Popen(
+                [sys.executable, "-m", "alembic", "upgrade", "head"],
+                cwd=REPO_ROOT,
+                env={**os.environ, "DATABASE_URL": url},
+            )
+            with anyio.fail_after(60):
+                while not (await holder.execute(waiting, key)).scalar():
+                    assert upgrade.poll() is None, "the upgrade did not wait for the lock"
+                    await anyio.sleep(0.1)
+            assert upgrade.poll() is None
+            await holder.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            await holder.commit()
+        assert await anyio.to_thread.run_sync(lambda: upgrade.wait(60)) == 0
+        assert await _run(url, _tables) >= APP_TABLES
+    finally:
+        if upgrade is not None and upgrade.poll() is None:
+            upgrade.kill()
+        await engine.dispose()
+        await anyio.to_thread.run_sync(downgrade_to, url, "base")
 
 
 async def test_sqlite_folder_is_created_and_pragmas_are_on(tmp_path: Path) -> None:
