@@ -8,7 +8,7 @@ migrates at start) or from the settings (`DATABASE_URL`, `.env`) for the `alembi
 from __future__ import annotations
 
 import asyncio
-from logging.config import fileConfig
+import logging
 from typing import Any, Literal
 
 from sqlalchemy import pool, text
@@ -17,14 +17,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from app.core.config import get_settings
+from app.core.logging import configure_logging
 from app.db.migrations import MIGRATION_LOCK_KEY
 from app.db.models import Base, UTCDateTime
 
 config = context.config
 
-# The app calls Alembic with its own logging in place; only the command line sets up Alembic's.
-if config.config_file_name is not None and config.attributes.get("configure_logging", True):
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# The app calls Alembic with its own logging in place; the command line (`make migrate`,
+# `make run`, the container's entrypoint) gets the same JSON lines as the app.
+if config.attributes.get("configure_logging", True):
+    configure_logging(get_settings().LOG_LEVEL)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)  # no SQL echo
 
 target_metadata = Base.metadata
 

@@ -7,6 +7,7 @@ empty database) is set; skipped otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -127,7 +128,7 @@ async def test_sqlite_folder_is_created_and_pragmas_are_on(tmp_path: Path) -> No
     assert await _run(url, pragmas) == (1, "wal")
 
 
-def test_alembic_command_takes_the_url_from_the_settings(tmp_path: Path) -> None:
+def test_alembic_command_takes_the_url_from_the_settings_and_logs_json(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
     env = {**os.environ, "DATABASE_URL": url}
     done = subprocess.run(
@@ -140,6 +141,10 @@ def test_alembic_command_takes_the_url_from_the_settings(tmp_path: Path) -> None
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    # Its log lines are the app's JSON lines, not Alembic's plain text.
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert lines
+    assert all(json.loads(line)["logger"].startswith("alembic") for line in lines), lines
     current = subprocess.run(
         [sys.executable, "-m", "alembic", "current"],
         cwd=REPO_ROOT,
