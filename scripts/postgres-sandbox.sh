@@ -5,14 +5,15 @@
 #   scripts/postgres-sandbox.sh url    # the URL for TEST_POSTGRES_URL
 #   scripts/postgres-sandbox.sh down   # stop it and delete its data
 #
-# It is a cluster of its own under PG_SANDBOX_DIR (default .sandbox/postgres), listening on
-# 127.0.0.1:PG_SANDBOX_PORT (default 15432) only, trust auth, one empty database
-# `lxd_api_test`. Needs Debian's `postgresql` package (initdb, pg_ctl). As root it runs as
-# the `postgres` user (PostgreSQL refuses to run as root).
+# It is a cluster of its own under PG_SANDBOX_DIR, listening on 127.0.0.1:PG_SANDBOX_PORT
+# (default 15432) only, trust auth, one empty database `lxd_api_test`. Needs Debian's
+# `postgresql` package (initdb, pg_ctl). As root it runs as the `postgres` user (PostgreSQL
+# refuses to run as root), so its default folder is under /tmp, one per checkout: that user
+# may not be able to enter the checkout (a clone under /root, say).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-DIR=${PG_SANDBOX_DIR:-.sandbox/postgres}
+DIR=${PG_SANDBOX_DIR:-/tmp/lxd-api-postgres-$(pwd | sha256sum | cut -c1-12)}
 PORT=${PG_SANDBOX_PORT:-15432}
 DB=lxd_api_test
 URL="postgresql+asyncpg://postgres@127.0.0.1:${PORT}/${DB}"
@@ -24,8 +25,8 @@ bindir() {
     echo "$found"
 }
 
-as_owner() { # run a PostgreSQL tool as the cluster's owner
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+as_owner() { # run a PostgreSQL tool as the cluster's owner (from /: it may not enter ours)
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 up() {
