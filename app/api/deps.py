@@ -227,6 +227,8 @@ class ReadAccess:
     ) -> AsyncIterator[None]:
         claims = access_claims(request, token)
         check = asyncio.ensure_future(self._admit(request, claims))
+        if request.method != "GET":
+            await check  # a safety net: only reads may start before the check is done
         try:
             yield
         except asyncio.CancelledError:

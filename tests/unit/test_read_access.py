@@ -149,3 +149,27 @@ async def test_a_cancelled_read_cancels_the_pending_check(
     with pytest.raises(asyncio.CancelledError):
         await access.athrow(asyncio.CancelledError())
     await asyncio.wait_for(cancelled.wait(), timeout=5)
+
+
+def test_only_json_reads_overlap_the_check() -> None:
+    """`ViewerRead` sits on GET routes only, and not on the streamed ones (log files)."""
+    from app.core.config import Settings
+    from app.main import create_app
+    from tests.unit.test_role_table import iter_routes
+
+    def uses_read_access(dependant: Any) -> bool:
+        return isinstance(dependant.call, deps.ReadAccess) or any(
+            uses_read_access(sub) for sub in dependant.dependencies
+        )
+
+    app = create_app(Settings(_env_file=None, JWT_SECRET="r" * 48))
+    overlapped = {
+        (method, path)
+        for method, path, dependant in iter_routes(app)
+        if dependant is not None and uses_read_access(dependant)
+    }
+    assert overlapped, "no route uses ViewerRead"
+    assert {method for method, _ in overlapped} == {"GET"}
+    streamed = ("/logs/{file}", "/console/log")
+    assert not {path for _, path in overlapped if path.endswith(streamed)}
+    assert ("GET", "/api/v1/instances") in overlapped
