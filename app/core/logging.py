@@ -103,5 +103,12 @@ def configure_logging(level: str = "INFO") -> None:
         uvicorn_logger.propagate = True
     # Our request log (app.core.middleware) writes one redacted line per request instead.
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("httpx", "httpcore", "websockets", "aiosqlite", "asyncio"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "websockets",
+        "aiosqlite",
+        "asyncio",
+        "alembic.runtime.plugins",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -157,6 +157,28 @@ def test_alembic_command_takes_the_url_from_the_settings_and_logs_json(tmp_path:
     assert "(head)" in current.stdout
 
 
+def test_the_apps_own_migration_logs_no_alembic_chatter(tmp_path: Path) -> None:
+    """`python -m app`'s start in a fresh process (Alembic sets up its plugins once, when
+    imported): the migration's lines, not a line per Alembic plugin."""
+    script = (  # logging first, as `python -m app` does: Alembic's imports log too
+        "from app.core.logging import configure_logging\n"
+        "configure_logging('INFO')\n"
+        "from app.db.migrations import upgrade_to_head\n"
+        f"upgrade_to_head('sqlite+aiosqlite:///{tmp_path}/chatter.db')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Running upgrade" in done.stdout
+    assert "setup plugin" not in done.stdout
+
+
 async def test_the_app_starts_on_a_migrated_schema(
     make_unit_app: Callable[..., Any], make_settings: Callable[..., Any], tmp_path: Path
 ) -> None:
