@@ -37,10 +37,27 @@ def _sqlite_url(tmp_path: Path) -> str:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return _sqlite_url(tmp_path)
+    return _postgres_url()
+
+
+def _postgres_url() -> str:
     url = os.environ.get("TEST_POSTGRES_URL")
     if not url:
         pytest.skip("set TEST_POSTGRES_URL to run the migrations against PostgreSQL")
     return url
+
+
+def _python(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python *args` in the repository, output captured."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _tables(connection: Connection) -> set[str]:
@@ -80,9 +97,7 @@ async def test_upgrade_downgrade_and_no_drift(database_url: str) -> None:
 async def test_postgres_replicas_migrate_one_after_the_other() -> None:
     """While another session holds the migration lock, `alembic upgrade head` waits for it (and
     is seen waiting in `pg_locks`); once it is free, the upgrade runs."""
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set TEST_POSTGRES_URL to run the migrations against PostgreSQL")
+    url = _postgres_url()
     key = {"key": MIGRATION_LOCK_KEY}
     waiting = text(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
@@ -131,29 +146,13 @@ async def test_sqlite_folder_is_created_and_pragmas_are_on(tmp_path: Path) -> No
 def test_alembic_command_takes_the_url_from_the_settings_and_logs_json(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
     env = {**os.environ, "DATABASE_URL": url}
-    done = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _python("-m", "alembic", "upgrade", "head", env=env)
     assert done.returncode == 0, done.stderr
     # Its log lines are the app's JSON lines, not Alembic's plain text.
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert lines
     assert all(json.loads(line)["logger"].startswith("alembic") for line in lines), lines
-    current = subprocess.run(
-        [sys.executable, "-m", "alembic", "current"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    current = _python("-m", "alembic", "current", env=env)
     assert "(head)" in current.stdout
 
 
@@ -166,14 +165,7 @@ def test_the_apps_own_migration_logs_no_alembic_chatter(tmp_path: Path) -> None:
         "from app.db.migrations import upgrade_to_head\n"
         f"upgrade_to_head('sqlite+aiosqlite:///{tmp_path}/chatter.db')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _python("-c", script)
     assert done.returncode == 0, done.stderr
     assert "Running upgrade" in done.stdout
     assert "setup plugin" not in done.stdout
