@@ -157,6 +157,11 @@ async def load_token_user(connection: HTTPConnection, claims: TokenClaims) -> Us
     return _still_current(user, claims)
 
 
+def _require_role(role: str, min_role: Role) -> None:
+    if not Role(role).admits(min_role):
+        raise PermissionDeniedError(f"This action needs the {min_role} role")
+
+
 def _still_current(user: UserT | None, claims: TokenClaims) -> UserT:
     """The user, unless deleted, disabled, or its token version moved on (401)."""
     if user is None or not user.is_active or user.token_version != claims.version:
@@ -187,8 +192,7 @@ class RoleRequirement:
         self.min_role = min_role
 
     async def __call__(self, user: CurrentUser) -> User:
-        if not Role(user.role).admits(self.min_role):
-            raise PermissionDeniedError(f"This action needs the {self.min_role} role")
+        _require_role(user.role, self.min_role)
         return user
 
     def __repr__(self) -> str:
@@ -241,9 +245,7 @@ class ReadAccess:
 
     async def _admit(self, request: Request, claims: TokenClaims) -> None:
         standing = await get_standing(request.app.state.db_engine, claims.user_id)
-        standing = _still_current(standing, claims)
-        if not Role(standing.role).admits(self.min_role):
-            raise PermissionDeniedError(f"This action needs the {self.min_role} role")
+        _require_role(_still_current(standing, claims).role, self.min_role)
 
     def __repr__(self) -> str:
         return f"read_access({self.min_role})"
