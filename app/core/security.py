@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 
 import jwt
 from pwdlib import PasswordHash
-from pwdlib.exceptions import UnknownHashError
+from pwdlib.exceptions import HashVerificationError, UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
@@ -96,8 +96,9 @@ async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
 def _verify_and_update(password: str, hashed: str) -> tuple[bool, str | None]:
     try:
         return password_hash.verify_and_update(password, hashed)
-    except (UnknownHashError, ValueError):
-        # A corrupt stored hash, or a >72-byte password against bcrypt (bcrypt 5 refuses it).
+    except (UnknownHashError, HashVerificationError, ValueError):
+        # A corrupt stored hash, or a >72-byte password against bcrypt: bcrypt 5 refuses it, and
+        # pwdlib 0.4 re-raises that as HashVerificationError (0.2/0.3 let the ValueError through).
         return False, None
 
 
