@@ -8,7 +8,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /build
 COPY requirements.txt .
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.txt
 
 # --- runtime: the venv, the app and its migrations; nothing else ---------------------------
 FROM python:3.11-slim-bookworm AS runtime

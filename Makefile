@@ -12,7 +12,7 @@ DEV_MODE  ?= local
 SYSTEM_PACKAGES := lxd lxd-client iptables busybox-static
 TEST_PACKAGES   := postgresql
 
-.PHONY: help install system-deps migrate run dev test test-unit test-integration lint format \
+.PHONY: help install lock outdated system-deps migrate run dev test test-unit test-integration lint format \
         typecheck up down logs lxd-sandbox lxd-sandbox-down bench clean
 
 help: ## List the targets
@@ -21,10 +21,27 @@ help: ## List the targets
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	@touch $@
 
-install: $(STAMP) ## Create .venv and install requirements.txt + requirements-dev.txt
+install: $(STAMP) ## Create .venv and install the locked, hashed requirements-dev.txt
+
+LOCK_ARGS := --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock"
+
+lock: $(STAMP) ## Regenerate requirements*.txt (exact versions + hashes) from pyproject.toml
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_ARGS) $(LOCK_UPGRADE) -o requirements.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --group dev -c requirements.txt $(LOCK_ARGS) \
+		$(LOCK_UPGRADE) -o requirements-dev.txt
+
+OUTDATED_VENV := .venv-outdated
+
+outdated: $(STAMP) ## Newest allowed versions in a scratch venv, then the unit tests (drift shows early)
+	rm -rf $(OUTDATED_VENV) && python3 -m venv $(OUTDATED_VENV)
+	$(VENV)/bin/uv pip compile pyproject.toml --group dev --upgrade --python-version 3.11 --quiet \
+		-o $(OUTDATED_VENV)/requirements.txt
+	$(OUTDATED_VENV)/bin/pip install -q --disable-pip-version-check -r $(OUTDATED_VENV)/requirements.txt
+	@diff <($(PY) -m pip freeze | sort) <($(OUTDATED_VENV)/bin/pip freeze | sort) | grep '^>' || true
+	$(OUTDATED_VENV)/bin/pytest tests/unit -q -p no:cacheprovider
 
 system-deps: ## Install LXD, busybox-static and iptables from Debian when missing (root)
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -101,4 +118,4 @@ bench: $(STAMP) lxd-sandbox ## Run every benchmark in bench/ against the sandbox
 	@rc=0; for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || rc=1; done; exit $$rc
 
 clean: ## Remove caches (not .venv, data/ or the sandbox)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov $(OUTDATED_VENV)

@@ -75,6 +75,16 @@ async def get_project(
 ProjectDep = Annotated[str, Depends(get_project)]
 
 
+# Paging bounds: an offset past what the user store (SQLite: 64-bit) or a list can hold is a 422,
+# not an OverflowError deep in the driver.
+MAX_PAGE_SIZE = 1000
+MAX_OFFSET = 2**31 - 1
+PageLimit = Annotated[
+    int | None, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size (1-{MAX_PAGE_SIZE})")
+]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
+
+
 async def get_list_query(
     expand: Annotated[
         bool, Query(description="Full objects (LXD recursion=1); false: names only")
@@ -87,8 +97,8 @@ async def get_list_query(
             description="LXD filter, passed through (e.g. `status eq Running`)",
         ),
     ] = None,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size (1-1000)")] = None,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    limit: PageLimit = None,
+    offset: PageOffset = 0,
 ) -> ListQuery:
     return ListQuery(expand=expand, filter=filter_, limit=limit, offset=offset)
 

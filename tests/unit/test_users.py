@@ -144,6 +144,14 @@ async def test_list_and_get_users(
     assert paged.json()["items"] == page["items"][1:2]
     assert paged.json()["total"] == page["total"]
     assert paged.json()["limit"] == 1
+    # Past what SQLite's 64-bit integers hold: a 422 before the store, not an OverflowError 500.
+    for offset in ("17335346881669158846595072", str(2**31)):
+        huge = await unit_client.get(USERS, params={"offset": offset}, headers=unit_auth_headers())
+        assert huge.status_code == 422, offset
+        assert huge.json()["code"] == "validation_error"
+    last = await unit_client.get(USERS, params={"offset": 2**31 - 1}, headers=unit_auth_headers())
+    assert last.status_code == 200
+    assert last.json()["items"] == []
 
     one = await unit_client.get(f"{USERS}/zed", headers=unit_auth_headers())
     assert one.status_code == 200

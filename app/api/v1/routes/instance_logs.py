@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 from fastapi.responses import PlainTextResponse, Response
 
-from app.api.deps import LXDDep, ProjectDep, ViewerRead, ViewerUser
+from app.api.deps import LXDDep, PageLimit, PageOffset, ProjectDep, ViewerRead, ViewerUser
 from app.api.responses import DownloadResponse, error_responses, text_route_errors
 from app.schemas.common import InstanceName, Page
 from app.services import instances as service
@@ -38,8 +38,8 @@ async def list_logs(
     lxd: LXDDep,
     project: ProjectDep,
     _: ViewerRead,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size (1-1000)")] = None,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    limit: PageLimit = None,
+    offset: PageOffset = 0,
 ) -> dict[str, object]:
     return await service.list_logs(lxd, name=name, project=project, limit=limit, offset=offset)
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Response, status
 
-from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead
+from app.api.deps import (
+    AdminUser,
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    PageLimit,
+    PageOffset,
+    ProjectDep,
+    ViewerRead,
+)
 from app.api.responses import IfMatch, error_responses, location, with_etag
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.networks import (
@@ -209,8 +218,8 @@ async def list_network_leases(
     lxd: LXDDep,
     project: ProjectDep,
     _: ViewerRead,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size (1-1000)")] = None,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    limit: PageLimit = None,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     leases = await service.network_leases(lxd, project=project, network=network)
     return paginate(leases, limit=limit, offset=offset)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Response, status
 
-from app.api.deps import AdminUser, SessionDep
+from app.api.deps import AdminUser, PageLimit, PageOffset, SessionDep
 from app.api.responses import error_responses
 from app.core.security import USERNAME_PATTERN
 from app.schemas.common import Page
@@ -30,8 +30,8 @@ UsernamePath = Annotated[
 async def list_users(
     _: AdminUser,
     session: SessionDep,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size (1-1000)")] = None,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    limit: PageLimit = None,
+    offset: PageOffset = 0,
 ) -> Page[UserPublic]:
     users, total = await service.list_users(session, limit=limit, offset=offset)
     items = [UserPublic.model_validate(user) for user in users]
