@@ -10,12 +10,13 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import pydantic_core
-from fastapi import Header, Response
+from fastapi import Depends, Header, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.schemas.common import ErrorBody, OperationRef
 from app.services.downloads import Download
+from app.services.exceptions import PreconditionFailedError
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -73,15 +74,26 @@ ASYNC_RESPONSES: Responses = {
     },
 }
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=200,
-        description="Write only if the object's ETag (from a GET) still matches: 412 otherwise. "
-        "Passed to LXD as is.",
-    ),
-]
+
+def _if_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=200,
+            description="Write only if the object's ETag (from a GET) still matches: 412 "
+            "otherwise. Passed to LXD as is.",
+        ),
+    ] = None,
+) -> str | None:
+    # An ETag is visible ASCII (RFC 9110): anything else can match no object, and would not
+    # survive the way to LXD (header values are sent as ASCII).
+    if value is not None and not all(" " <= c <= "~" for c in value):
+        raise PreconditionFailedError("If-Match is not a valid ETag: it matches no object")
+    return value
+
+
+IfMatch = Annotated[str | None, Depends(_if_match)]
 
 
 def with_etag(response: Response, etag: str | None) -> None:

@@ -37,6 +37,11 @@ class BadRequestError(AppError):
     code = "bad_request"
 
 
+class PreconditionFailedError(AppError):
+    status_code = 412
+    code = "precondition_failed"
+
+
 class InvalidNameError(AppError):
     """A name that would not stay inside its LXD path segment; rejected before any request."""
 
@@ -71,7 +76,7 @@ class LXDForbidden(LXDError):
     code = "lxd_forbidden"
 
 
-class LXDPreconditionFailed(LXDError):
+class LXDPreconditionFailed(LXDError, PreconditionFailedError):
     status_code = 412
     code = "precondition_failed"
 
@@ -111,28 +116,30 @@ _BY_STATUS: dict[int, type[LXDError]] = {
     501: LXDNotImplemented,
 }
 
-# LXD 5.0 answers some client mistakes with a 500 (or reports them only as a failed operation).
-# These messages are about the request, not about LXD: report them as what they are.
-_MESSAGE_RULES: tuple[tuple[re.Pattern[str], type[LXDError]], ...] = (
+# LXD answers some client mistakes with a 500 (or reports them only as a failed operation's
+# `err`). These messages are about the request, not about LXD, so they are reported as what they
+# are. The one table of them: (pattern, error, the LXD version the message was seen on). Checked
+# in order; the first match wins. An LXD 5xx that matches none stays a 502 `lxd_error`.
+LXD_REQUEST_MISTAKES: tuple[tuple[str, type[LXDError], str], ...] = (
+    (r'is busy running a "?\w+"? operation', LXDConflict, "5.0.2: restore/state while stopping"),
+    (r"already exists|already in use", LXDConflict, "5.0.2: create with a taken name"),
+    (r"is in use|is currently in use|only empty", LXDConflict, "5.0.2: delete of a used object"),
+    (r"more than one .* matches", LXDConflict, "5.0.2: ambiguous image fingerprint prefix"),
+    (r"not found|no such object|doesn't exist|does not exist", LXDNotFound, "5.0.2"),
+    (r"not provided", LXDBadRequest, "5.0.2: Image not provided for instance creation"),
     (
-        re.compile(
-            r"already exists|already in use|is in use|is currently in use|only empty|"
-            r"more than one .* matches",
-            re.I,
-        ),
-        LXDConflict,
-    ),
-    (re.compile(r"not found|no such object|doesn't exist|does not exist", re.I), LXDNotFound),
-    (
-        re.compile(
-            r"invalid|failed to parse|unknown|not supported|isn't supported|must be|"
-            r"cannot|can't|is required|bad value|not allowed|is running|is not running|"
-            r"already running|already stopped|isn't running|not running",
-            re.I,
-        ),
+        r"invalid|failed to parse|unknown|not supported|isn't supported|must be|cannot|can't|"
+        r"is required|bad value|not allowed",
         LXDBadRequest,
+        "5.0.2: config and device validation",
+    ),
+    (
+        r"is running|is not running|already running|already stopped|isn't running|not running",
+        LXDBadRequest,
+        "5.0.2: state changes that do not apply",
     ),
 )
+_MESSAGE_RULES = tuple((re.compile(p, re.I), cls) for p, cls, _seen in LXD_REQUEST_MISTAKES)
 
 
 def error_from_lxd(status: int, message: str) -> LXDError:

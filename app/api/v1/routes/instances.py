@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
 from app.api.operations import operation_answer
-from app.api.responses import ASYNC_RESPONSES, LXDJSONResponse, error_responses
+from app.api.responses import ASYNC_RESPONSES, IfMatch, LXDJSONResponse, error_responses
 from app.schemas.common import InstanceName, OperationRef, Page
 from app.schemas.instances import (
     InstanceCreate,
@@ -26,14 +26,6 @@ from app.schemas.instances import (
 from app.services import instances as service
 
 router = APIRouter(prefix="/instances", tags=["instances"])
-
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Write only if the instance's ETag (from a GET) still matches: 412 otherwise",
-    ),
-]
 
 
 def _lxd_json(body: object, etag: str | None = None) -> LXDJSONResponse:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Response, status
+from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AdminUser, ListParams, LXDDep, ViewerRead, WaitParams
 from app.api.operations import operation_answer
-from app.api.responses import ASYNC_RESPONSES, error_responses, with_etag
+from app.api.responses import ASYNC_RESPONSES, IfMatch, error_responses, with_etag
 from app.schemas.common import PROJECT_PATTERN, OperationRef, Page
 from app.schemas.projects import (
     ProjectCreate,
@@ -25,13 +25,6 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 
 ProjectPath = Annotated[
     str, Path(pattern=PROJECT_PATTERN, description="Project name", examples=["staging"])
-]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Only write if the project's ETag (from a GET) still matches: 412 otherwise",
-    ),
 ]
 
 
