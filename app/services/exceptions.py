@@ -128,6 +128,11 @@ LXD_REQUEST_MISTAKES: tuple[tuple[str, type[LXDError], str], ...] = (
     (r"not found|no such object|doesn't exist|does not exist", LXDNotFound, "5.0.2"),
     (r"not provided", LXDBadRequest, "5.0.2: Image not provided for instance creation"),
     (
+        r"Unable to connect to|Failed getting remote image info",
+        LXDBadRequest,
+        "5.0.2: an image source server (the client's URL) that does not answer",
+    ),
+    (
         r"invalid|failed to parse|unknown|not supported|isn't supported|must be|cannot|can't|"
         r"is required|bad value|not allowed",
         LXDBadRequest,

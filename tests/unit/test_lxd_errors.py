@@ -25,6 +25,12 @@ from tests.conftest import auth_for
         ('Instance is busy running a "stop" operation', LXDConflict, 409),
         ("Instance is busy running a restore operation", LXDConflict, 409),
         ("Image not provided for instance creation", LXDBadRequest, 400),
+        (
+            "Failed getting remote image info: Failed getting image: Failed parsing stream: Get "
+            '"https://127.0.0.1:9/streams/v1/index.json": Unable to connect to: 127.0.0.1:9',
+            LXDBadRequest,
+            400,
+        ),
         ('Failed creating instance record: Instance "web1" already exists', LXDConflict, 409),
         ('Storage volume "v" is currently in use', LXDConflict, 409),
         ("Failed to fetch instance: Instance not found", LXDNotFound, 404),
