@@ -10,7 +10,7 @@ SANDBOX_ENV := .sandbox/sandbox.env
 # The mode `make dev` points the API at: local (unix socket) or remote (mTLS on 127.0.0.1).
 DEV_MODE  ?= local
 SYSTEM_PACKAGES := lxd lxd-client iptables busybox-static
-TEST_PACKAGES   := postgresql
+TEST_PACKAGES   := postgresql chromium
 
 .PHONY: help install lock outdated system-deps migrate run dev test test-unit test-integration lint format \
         typecheck up down logs lxd-sandbox lxd-sandbox-down bench clean
@@ -57,12 +57,21 @@ system-deps: ## Install LXD, busybox-static and iptables from Debian when missin
 migrate: $(STAMP) ## Apply the database migrations (alembic upgrade head)
 	$(VENV)/bin/alembic upgrade head
 
-run: $(STAMP) ## Set up and serve the API on APP_PORT (settings from .env), migrating first
-	$(VENV)/bin/alembic upgrade head
-	$(PY) -m app
+# The API refuses to start with no, a short or the placeholder JWT_SECRET. `make run` and
+# `make dev` use one of their own, random and kept in JWT_SECRET_FILE (git-ignored), unless the
+# environment sets JWT_SECRET (`make run`: or `.env` does).
+JWT_SECRET_FILE ?= .sandbox/jwt-secret
+USE_JWT_SECRET_FILE = JWT_SECRET=$$(scripts/jwt-secret.sh $(JWT_SECRET_FILE)) || exit 1; export JWT_SECRET
+ENV_SETS_JWT_SECRET = grep -qsE '^[[:space:]]*(export[[:space:]]+)?JWT_SECRET=[^[:space:]]' .env
 
-dev: $(STAMP) system-deps lxd-sandbox ## Set up and serve the API against the private LXD sandbox
+run: $(STAMP) ## Set up and serve the API on APP_PORT (settings from .env), migrating first
+	@if [ -z "$${JWT_SECRET:-}" ] && ! $(ENV_SETS_JWT_SECRET); then $(USE_JWT_SECRET_FILE); fi; \
+	$(VENV)/bin/alembic upgrade head && exec $(PY) -m app
+
+dev: $(STAMP) system-deps lxd-sandbox ## Set up and serve the API against the private LXD sandbox (127.0.0.1 only)
 	@set -a; source $(SANDBOX_ENV); set +a; \
+	if [ -z "$${JWT_SECRET:-}" ]; then $(USE_JWT_SECRET_FILE); fi; \
+	export APP_HOST=127.0.0.1; \
 	export LXD_CONNECTION_MODE=$(DEV_MODE); \
 	export SEED_ADMIN_USERNAME=$${SEED_ADMIN_USERNAME:-admin}; \
 	export SEED_ADMIN_PASSWORD=$${SEED_ADMIN_PASSWORD:-changeme123}; \

@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
 from app.api import health
+from app.api.docs import install_docs
 from app.api.v1.api import v1_router
 from app.core.config import APP_VERSION, Settings, get_settings
 from app.core.errors import install_error_handlers
@@ -60,8 +61,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         env=str(settings.APP_ENV),
         lxd_mode=str(settings.LXD_CONNECTION_MODE),
     )
-    if settings.jwt_secret_is_weak:
-        log.warning("app.weak_jwt_secret", hint="set JWT_SECRET before going to production")
+    if settings.OPERATOR_POLICY == "unrestricted":
+        log.warning(
+            "app.operator_policy_off",
+            hint="OPERATOR_POLICY=unrestricted: every operator can become root on the LXD host",
+        )
     try:
         yield
     finally:
@@ -81,6 +85,8 @@ def create_app(
     except ValidationError as exc:
         problems = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
         raise SystemExit(f"lxd-api: invalid configuration: {problems}") from None
+    if settings.jwt_secret_problem:
+        raise SystemExit(f"lxd-api: invalid configuration: {settings.jwt_secret_problem}")
     configure_logging(settings.LOG_LEVEL)
 
     app = FastAPI(
@@ -89,6 +95,8 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        docs_url=None,  # app.api.docs serves both from app/static/ (offline)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.lxd_transport = lxd_transport
@@ -114,7 +122,17 @@ def create_app(
 
     app.include_router(health.router)
     app.include_router(v1_router)
+    install_docs(app)
     return app
 
 
-app = create_app()
+def __getattr__(name: str) -> FastAPI:
+    """`app.main:app` (uvicorn) builds the app from the environment on first use, not at
+    import: importing this module needs no settings, so tests and tools can import
+    `create_app` without a JWT secret."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    application = globals().get("_app")
+    if application is None:
+        application = globals()["_app"] = create_app()
+    return application

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, TypeVar
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.core.config import Settings
-from app.core.ratelimit import RateLimiter, TrustedProxies, client_ip
+from app.core.ratelimit import LoginLimits, RateLimiter, TrustedProxies, client_ip
 from app.core.security import (
     WS_CLOSE_FORBIDDEN,
     WS_CLOSE_UNAUTHORIZED,
@@ -33,7 +34,13 @@ from app.core.security import (
 from app.db.crud import Standing, get_standing, username_key
 from app.db.models import User
 from app.schemas.common import PROJECT_PATTERN
-from app.services.auth import AuthenticationError, PermissionDeniedError, RateLimitedError
+from app.services.auth import (
+    AuthenticationError,
+    InvalidCredentialsError,
+    PermissionDeniedError,
+    RateLimitedError,
+    WrongPasswordError,
+)
 from app.services.lxd_client import LXDClient
 from app.utils.pagination import ListQuery
 
@@ -308,8 +315,7 @@ WSAdminUser = Annotated[User, Depends(require_ws_role(Role.admin))]
 # --- rate limits -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RateLimitGuard:
-    """Counts attempts against one limit: per client IP when the dependency runs, and per
-    username when the route calls `check_username()` (it knows the name only after parsing)."""
+    """Counts attempts against one limit (refresh): per client IP when the dependency runs."""
 
     limiter: RateLimiter
     item: RateLimitItem
@@ -325,9 +331,6 @@ class RateLimitGuard:
     async def check_ip(self) -> None:
         await self._hit("ip", self.ip)
 
-    async def check_username(self, username: str) -> None:
-        await self._hit("user", username_key(username))
-
 
 def _guard(request: Request, scope: str, limit: str) -> RateLimitGuard:
     settings: Settings = request.app.state.settings
@@ -337,10 +340,53 @@ def _guard(request: Request, scope: str, limit: str) -> RateLimitGuard:
     return RateLimitGuard(limiter=limiter, item=RateLimiter.parse(limit), scope=scope, ip=ip)
 
 
-async def login_rate_limit(request: Request) -> RateLimitGuard:
-    guard = _guard(request, "login", request.app.state.settings.RATE_LIMIT_LOGIN)
-    await guard.check_ip()
-    return guard
+@dataclass(frozen=True, slots=True)
+class LoginGuard:
+    """Holds a password check (login, password change) to the login limits: failures per
+    address, per (username, address) and per username; successes per address. Refused before
+    the password is hashed; the outcome is counted once the service has decided it."""
+
+    limiter: RateLimiter
+    rules: LoginLimits
+    ip: str
+
+    @asynccontextmanager
+    async def attempt(self, username: str) -> AsyncIterator[None]:
+        attempt = await self.limiter.admit_login(
+            self.rules, ip=self.ip, user=username_key(username)
+        )
+        if not attempt.decision.allowed:
+            log.info("auth.rate_limited", scope="login", by=attempt.decision.by)
+            raise RateLimitedError(attempt.decision.retry_after)
+        try:
+            yield
+        except (InvalidCredentialsError, WrongPasswordError):
+            await attempt.failed()
+            raise
+        except BaseException:
+            await attempt.abandoned()
+            raise
+        await attempt.succeeded()
+
+
+@cache
+def _login_limits(pair: str, ip: str, user: str, successes: str) -> LoginLimits:
+    return LoginLimits.parse(
+        user_ip_failures=pair, ip_failures=ip, user_failures=user, successes=successes
+    )
+
+
+async def login_rate_limit(request: Request) -> LoginGuard:
+    settings: Settings = request.app.state.settings
+    rules = _login_limits(
+        settings.RATE_LIMIT_LOGIN,
+        settings.RATE_LIMIT_LOGIN_IP,
+        settings.RATE_LIMIT_LOGIN_USER,
+        settings.RATE_LIMIT_LOGIN_SUCCESS,
+    )
+    peer = request.client.host if request.client else None
+    ip = client_ip(peer, request.headers, TrustedProxies(settings.FORWARDED_ALLOW_IPS))
+    return LoginGuard(limiter=request.app.state.rate_limiter, rules=rules, ip=ip)
 
 
 async def refresh_rate_limit(request: Request) -> RateLimitGuard:
@@ -349,5 +395,5 @@ async def refresh_rate_limit(request: Request) -> RateLimitGuard:
     return guard
 
 
-LoginRateLimit = Annotated[RateLimitGuard, Depends(login_rate_limit)]
+LoginRateLimit = Annotated[LoginGuard, Depends(login_rate_limit)]
 RefreshRateLimit = Annotated[RateLimitGuard, Depends(refresh_rate_limit)]

@@ -10,14 +10,16 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
+import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_VERSION = "1.0.0"
 JWT_SECRET_PLACEHOLDER = "change-me-to-a-long-random-secret"  # noqa: S105 - a known placeholder
 MIN_JWT_SECRET_BYTES = 32
+JWT_SECRET_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"  # noqa: S105
 
 
 class AppEnv(StrEnum):
@@ -57,18 +59,51 @@ class Settings(BaseSettings):
     IMAGE_REMOTE_IMAGES_URL: str = "https://images.linuxcontainers.org"
     IMAGE_REMOTE_IMAGES_PROTOCOL: str = "simplestreams"
 
+    # --- Operator policy (README "Security model") -----------------------------------------
+    # `default`: every role below admin is held to the policy; `unrestricted` turns it off
+    # (unsafe: an operator can then become root on the LXD host).
+    OPERATOR_POLICY: Literal["default", "unrestricted"] = "default"
+    # Image servers non-admins may create instances from (`source.server`), comma-separated,
+    # besides IMAGE_REMOTE_UBUNTU_URL and IMAGE_REMOTE_IMAGES_URL (always allowed).
+    IMAGE_SERVERS_ALLOWED: str = ""
+
     # --- User store and tokens -------------------------------------------------------------
     DATABASE_URL: str = "sqlite+aiosqlite:///./data/lxd_api.db"
-    JWT_SECRET: SecretStr = SecretStr(JWT_SECRET_PLACEHOLDER)
+    # No usable default: the API refuses to start without a secret of its own.
+    JWT_SECRET: SecretStr = SecretStr("")
     JWT_ACCESS_TOKEN_EXPIRE_MINUTES: Annotated[int, Field(gt=0)] = 30
     JWT_REFRESH_TOKEN_EXPIRE_DAYS: Annotated[int, Field(gt=0)] = 7
     SEED_ADMIN_USERNAME: str = ""
     SEED_ADMIN_PASSWORD: SecretStr = SecretStr("")
 
     # --- Rate limits (login and refresh) ---------------------------------------------------
+    # Failed logins (and password checks) per (username, client address).
     RATE_LIMIT_LOGIN: str = "5/minute"
+    # Failed logins per client address, whatever the username.
+    RATE_LIMIT_LOGIN_IP: str = "5/minute"
+    # Failed logins per username from every address it has not logged in from in 30 days.
+    RATE_LIMIT_LOGIN_USER: str = "100/hour"
+    # Successful logins per client address.
+    RATE_LIMIT_LOGIN_SUCCESS: str = "60/minute"
     RATE_LIMIT_REFRESH: str = "30/minute"
     RATE_LIMIT_STORAGE_URI: str = "memory://"
+
+    @field_validator(
+        "RATE_LIMIT_LOGIN",
+        "RATE_LIMIT_LOGIN_IP",
+        "RATE_LIMIT_LOGIN_USER",
+        "RATE_LIMIT_LOGIN_SUCCESS",
+        "RATE_LIMIT_REFRESH",
+    )
+    @classmethod
+    def _one_rate_limit(cls, value: str) -> str:
+        try:
+            items = limits.parse_many(value)
+        except ValueError:
+            items = []
+        if len(items) != 1 or items[0].amount < 1:
+            raise ValueError(f"{value!r} is not one rate limit such as 5/minute or 100/hour")
+        return value
 
     @field_validator("LOG_LEVEL")
     @classmethod
@@ -93,14 +128,6 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"LXD_TRUSTED_CA_PATH points to a missing file: {self.LXD_TRUSTED_CA_PATH}"
                 )
-        if self.APP_ENV is AppEnv.production:
-            secret = self.JWT_SECRET.get_secret_value()
-            if secret == JWT_SECRET_PLACEHOLDER or len(secret.encode()) < MIN_JWT_SECRET_BYTES:
-                raise ValueError(
-                    "JWT_SECRET must be set to a random value of at least "
-                    f"{MIN_JWT_SECRET_BYTES} bytes when APP_ENV=production "
-                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
-                )
         return self
 
     @property
@@ -108,9 +135,23 @@ class Settings(BaseSettings):
         return [origin.strip() for origin in self.CORS_ORIGINS.split(",") if origin.strip()]
 
     @property
-    def jwt_secret_is_weak(self) -> bool:
+    def jwt_secret_problem(self) -> str | None:
+        """Why the API must not start with this `JWT_SECRET` (in every `APP_ENV`: whoever knows
+        the secret forges an admin token), or None. Checked by `create_app()`, not here, so
+        that `alembic` and the tools that only read the database need no secret."""
         secret = self.JWT_SECRET.get_secret_value()
-        return secret == JWT_SECRET_PLACEHOLDER or len(secret.encode()) < MIN_JWT_SECRET_BYTES
+        if not secret:
+            problem = "JWT_SECRET is not set"
+        elif secret == JWT_SECRET_PLACEHOLDER:
+            problem = "JWT_SECRET is the public placeholder from .env.example"
+        elif len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            problem = f"JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes"
+        else:
+            return None
+        return (
+            f"{problem}: set a random value of at least {MIN_JWT_SECRET_BYTES} bytes "
+            f"(`{JWT_SECRET_COMMAND}`); `make run` and `make dev` make one themselves"
+        )
 
 
 @lru_cache

@@ -1,5 +1,14 @@
 """Rate limits for login and refresh, on the `limits` package's async strategies.
 
+Logins are held to what a brute force needs, not to logging in (`RateLimiter.admit_login`):
+FAILED attempts are counted per client address and per (username, address), and per username
+from every address that is not one the user logged in from lately (so nobody elsewhere can lock
+a user out of its own address, while a guess spread over many addresses stays bounded).
+Successful logins only count against their own, generous per-address limit. Every limit is
+checked before the password is hashed, and attempts still in flight count as failures, so a
+burst of concurrent guesses cannot slip past a limit (within one process: with R replicas a
+burst can reach at most R times a limit).
+
 Storage is `memory://` (one process) by default; `RATE_LIMIT_STORAGE_URI=redis://host:6379`
 shares the counters between replicas (the `async+` scheme is added when missing). Moving
 window: a burst cannot double up across a window edge.
@@ -12,18 +21,28 @@ believed when a trusted proxy added it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import limits
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# How long a (user, address) pair stays "known" after a successful login there: known pairs are
+# not held to the per-username limit, which attackers elsewhere can spend.
+KNOWN_ADDRESS = limits.RateLimitItemPerDay(1, 30)
+# How long an attempt may wait for attempts in flight at the same counters to be decided.
+ADMISSION_WAIT_SECONDS = 5.0
 
 
 class TrustedProxies:
@@ -74,6 +93,7 @@ def storage_uri(uri: str) -> str:
 class Decision:
     allowed: bool
     retry_after: int = 0
+    by: str = ""  # the counter that refused
 
 
 class RateLimiter:
@@ -82,6 +102,9 @@ class RateLimiter:
     def __init__(self, uri: str) -> None:
         self.storage: Any = storage_from_string(storage_uri(uri))
         self.strategy = MovingWindowRateLimiter(self.storage)
+        # Login attempts admitted and not yet decided, per counter key (this process only).
+        self._in_flight: Counter[str] = Counter()
+        self._login_changed = asyncio.Condition()
 
     @staticmethod
     def parse(limit: str) -> limits.RateLimitItem:
@@ -95,6 +118,78 @@ class RateLimiter:
             allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time()))
         )
 
+    async def admit_login(
+        self, rules: LoginLimits, *, ip: str, user: str, wait: float = ADMISSION_WAIT_SECONDS
+    ) -> LoginAttempt:
+        """Admit one login attempt (or password check) before the password is hashed, or
+        refuse it: `attempt.decision`. An admitted attempt must end with `succeeded()`,
+        `failed()` or `abandoned()`. When only attempts still in flight stand in the way, wait
+        up to `wait` seconds for them to be decided (a CI burst from one address gets in)."""
+        # Quoted: a `/` in a name must not make two keys one.
+        ip, user = quote(ip, safe=""), quote(user, safe="")
+        attempt = LoginAttempt(self, rules, ip=ip, user=user)
+        deadline = asyncio.get_running_loop().time() + wait
+        async with self._login_changed:
+            known = await self._known(rules, ip, user)
+            attempt.counters = rules.counters(ip=ip, user=user, known=known)
+            while True:
+                decision, busy = await self._check(attempt.counters)
+                if decision.allowed:
+                    self._in_flight.update(_gates(attempt.counters))
+                    attempt.admitted = True
+                    return attempt
+                timeout = deadline - asyncio.get_running_loop().time()
+                if not busy or timeout <= 0:
+                    attempt.decision = decision
+                    return attempt
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._login_changed.wait(), timeout)
+
+    async def _known(self, rules: LoginLimits, ip: str, user: str) -> bool:
+        stats = await self.strategy.get_window_stats(rules.known, "login-known", user, ip)
+        return stats.remaining < 1
+
+    async def _check(self, counters: tuple[Counted, ...]) -> tuple[Decision, bool]:
+        """(decision, busy): busy when only attempts in flight make it a refusal."""
+        counters = tuple(counter for counter in counters if counter.gate)
+        stats = await asyncio.gather(
+            *(self.strategy.get_window_stats(c.item, *c.identifiers) for c in counters)
+        )
+        now = time.time()
+        spent = [
+            (counter, stat)
+            for counter, stat in zip(counters, stats, strict=True)
+            if stat.remaining < 1
+        ]
+        if spent:
+            retry_after = max(max(1, math.ceil(stat.reset_time - now)) for _, stat in spent)
+            return Decision(allowed=False, retry_after=retry_after, by=spent[0][0].name), False
+        for counter, stat in zip(counters, stats, strict=True):
+            if stat.remaining - self._in_flight[counter.key] < 1:
+                return Decision(allowed=False, retry_after=1, by=counter.name), True
+        return Decision(allowed=True), False
+
+    async def _end_login(self, attempt: LoginAttempt, outcome: str) -> None:
+        async with self._login_changed:
+            try:
+                # Counted before the attempt leaves the in-flight set: the next check sees it.
+                for counter in attempt.counters:
+                    if counter.counts == outcome:
+                        await self.strategy.hit(counter.item, *counter.identifiers)
+                if outcome == "success":
+                    # Refreshed, never reset: only a success at this very (user, address) pair
+                    # touches it, and the failure counters stay as they are.
+                    known = ("login-known", attempt.user, attempt.ip)
+                    await self.strategy.clear(attempt.rules.known, *known)
+                    await self.strategy.hit(attempt.rules.known, *known)
+            finally:
+                keys = _gates(attempt.counters)
+                self._in_flight.subtract(keys)
+                for key in keys:
+                    if self._in_flight[key] <= 0:
+                        del self._in_flight[key]
+                self._login_changed.notify_all()
+
     async def reset(self) -> None:
         await self.storage.reset()
 
@@ -103,3 +198,87 @@ class RateLimiter:
         timer = getattr(self.storage, "timer", None)
         if timer is not None and not timer.done():
             timer.cancel()
+
+
+def _gates(counters: tuple[Counted, ...]) -> list[str]:
+    """The counters an attempt in flight reserves a place in: the failure limits (it may turn
+    out a failure). The success limit is only refused once spent."""
+    return [counter.key for counter in counters if counter.gate and counter.counts == "failure"]
+
+
+# --- logins ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """One counter a login attempt is held to."""
+
+    name: str  # for logs: ip, user_ip, user, success
+    item: limits.RateLimitItem
+    identifiers: tuple[str, ...]
+    counts: str  # the outcome counted here: "failure" or "success"
+    gate: bool = True  # False: counted, but does not refuse this attempt
+
+    @property
+    def key(self) -> str:
+        return str(self.item.key_for(*self.identifiers))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    """Failed attempts per (username, address), per address and per username (from every
+    address but the known ones); successful logins per address."""
+
+    user_ip_failures: limits.RateLimitItem
+    ip_failures: limits.RateLimitItem
+    user_failures: limits.RateLimitItem
+    successes: limits.RateLimitItem
+    known: limits.RateLimitItem = KNOWN_ADDRESS
+
+    @classmethod
+    def parse(
+        cls, *, user_ip_failures: str, ip_failures: str, user_failures: str, successes: str
+    ) -> LoginLimits:
+        return cls(
+            *(limits.parse(v) for v in (user_ip_failures, ip_failures, user_failures, successes))
+        )
+
+    def counters(self, *, ip: str, user: str, known: bool) -> tuple[Counted, ...]:
+        return (
+            Counted("ip", self.ip_failures, ("login-failed", "ip", ip), "failure"),
+            Counted(
+                "user_ip", self.user_ip_failures, ("login-failed", "user-ip", user, ip), "failure"
+            ),
+            # From an address the user logged in from lately, attempts are not held to the
+            # per-username limit (they still count towards it).
+            Counted(
+                "user", self.user_failures, ("login-failed", "user", user), "failure", not known
+            ),
+            Counted("success", self.successes, ("login-ok", "ip", ip), "success"),
+        )
+
+
+@dataclass(slots=True)
+class LoginAttempt:
+    limiter: RateLimiter
+    rules: LoginLimits
+    ip: str
+    user: str
+    decision: Decision = Decision(allowed=True)
+    counters: tuple[Counted, ...] = ()
+    admitted: bool = False
+
+    async def _end(self, outcome: str) -> None:
+        if self.admitted:
+            self.admitted = False
+            await self.limiter._end_login(self, outcome)
+
+    async def succeeded(self) -> None:
+        await self._end("success")
+
+    async def failed(self) -> None:
+        await self._end("failure")
+
+    async def abandoned(self) -> None:
+        """Neither (an error on the way, a client gone): only the reservation ends."""
+        await self._end("abandoned")

@@ -41,15 +41,22 @@ def _pair(pair: service.TokenPair) -> TokenPair:
     summary="Log in",
     description="Trade a username and password for an access token (short-lived, for "
     "`Authorization: Bearer`) and a refresh token (single use, for `POST /auth/refresh`). "
-    "A wrong name and a wrong password get the same 401. Rate-limited per client IP and per "
-    "username (`RATE_LIMIT_LOGIN`): 429 with `Retry-After`. Public.",
+    "A wrong name and a wrong password get the same 401. Failed attempts are limited per "
+    "username at one client address (`RATE_LIMIT_LOGIN`), per client address "
+    "(`RATE_LIMIT_LOGIN_IP`) and per username from every address it has not logged in from "
+    "in the last 30 days (`RATE_LIMIT_LOGIN_USER`), so failures elsewhere never lock a user "
+    "out of its own address; successful logins only count against their own per-address "
+    "limit (`RATE_LIMIT_LOGIN_SUCCESS`). Over a limit, a login is refused before the password "
+    "is checked, even a right one: 429 with `Retry-After` (seconds). Public.",
     responses=error_responses(401, 422, 429, protected=False, lxd=False),
 )
 async def login(
     body: LoginRequest, session: SessionDep, settings: SettingsDep, limit: LoginRateLimit
 ) -> TokenPair:
-    await limit.check_username(body.username)
-    pair = await service.login(session, settings, username=body.username, password=body.password)
+    async with limit.attempt(body.username):
+        pair = await service.login(
+            session, settings, username=body.username, password=body.password
+        )
     return _pair(pair)
 
 
@@ -101,7 +108,8 @@ async def _read_form(request: Request) -> dict[str, str]:
     "`application/x-www-form-urlencoded` form (`username`, `password`, optionally "
     "`grant_type=password`). This is what the **Authorize** button of `/docs` calls: enter "
     "your username and password there (leave client id and secret empty) and every request "
-    "from the page carries the access token. Same rate limit as login. Public.",
+    "from the page carries the access token. Same rate limits as login (the same counters). "
+    "Public.",
     responses=error_responses(401, 413, 415, 422, 429, protected=False, lxd=False),
     openapi_extra=_TOKEN_FORM_SCHEMA,
 )
@@ -117,10 +125,10 @@ async def token(
         raise HTTPException(422, "Form fields `username` and `password` are required") from None
     if form.get("grant_type", "password") != "password":
         raise HTTPException(422, "Only grant_type=password is supported")
-    await limit.check_username(credentials.username)
-    pair = await service.login(
-        session, settings, username=credentials.username, password=credentials.password
-    )
+    async with limit.attempt(credentials.username):
+        pair = await service.login(
+            session, settings, username=credentials.username, password=credentials.password
+        )
     return _pair(pair)
 
 
@@ -173,21 +181,21 @@ async def me(user: ViewerUser) -> UserPublic:
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password",
-    description="Needs the current password (400 when wrong; attempts count against the "
-    "login rate limit). Every token issued so far, this one included, stops working: log in "
-    "again. Viewer.",
+    description="Needs the current password (400 when wrong; a wrong one counts as a failed "
+    "login, and the login limits apply). Every token issued so far, this one included, stops "
+    "working: log in again. Viewer.",
     responses=error_responses(400, 401, 422, 429, protected=False, lxd=False),
 )
 async def change_password(
     body: PasswordChange, user: ViewerUser, session: SessionDep, limit: LoginRateLimit
 ) -> Response:
-    await limit.check_username(user.username)
-    await service.change_password(
-        session,
-        user_id=user.id,
-        current_password=body.current_password,
-        new_password=body.new_password,
-    )
+    async with limit.attempt(user.username):
+        await service.change_password(
+            session,
+            user_id=user.id,
+            current_password=body.current_password,
+            new_password=body.new_password,
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
