@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,9 +188,28 @@ def test_remote_mode_needs_cert_files(make_settings: Callable[..., Settings]) ->
         make_settings(LXD_CONNECTION_MODE="remote", LXD_REMOTE_URL="https://127.0.0.1:1")
 
 
-def test_production_refuses_weak_secret(make_settings: Callable[..., Settings]) -> None:
-    with pytest.raises(Exception, match="JWT_SECRET"):
-        make_settings(APP_ENV="production", JWT_SECRET="short")
+@pytest.mark.parametrize("env", ["development", "production"])
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("", "not set"),
+        ("change-me-to-a-long-random-secret", "public placeholder"),
+        ("s3cr3t", "shorter than 32 bytes"),
+        ("x" * 31, "shorter than 32 bytes"),
+    ],
+)
+def test_a_weak_secret_stops_the_start_in_every_mode(
+    make_settings: Callable[..., Settings], env: str, secret: str, reason: str
+) -> None:
+    settings = make_settings(APP_ENV=env, JWT_SECRET=secret)
+    with pytest.raises(SystemExit, match=f"JWT_SECRET is .*{reason}") as stopped:
+        create_app(settings)
+    assert "token_urlsafe" in str(stopped.value)  # the message says how to make one
+    assert secret not in str(stopped.value) or not secret
+
+
+def test_a_32_byte_secret_starts(make_settings: Callable[..., Settings]) -> None:
+    assert create_app(make_settings(JWT_SECRET="x" * 32)).state.settings.jwt_secret_problem is None
 
 
 def test_invalid_configuration_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,6 +223,28 @@ def test_invalid_configuration_stops_the_start(monkeypatch: pytest.MonkeyPatch) 
             create_app()
     finally:
         get_settings.cache_clear()
+
+
+def test_importing_the_app_module_needs_no_secret(tmp_path: Path) -> None:
+    """`app.main:app` is built on first use (uvicorn), not at import."""
+    env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+
+    def run(code: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            cwd=tmp_path,
+            check=False,
+        )
+
+    imported = run("import app.main")
+    assert imported.returncode == 0, imported.stderr
+    served = run("import app.main; app.main.app", JWT_SECRET="change-me-to-a-long-random-secret")
+    assert served.returncode != 0
+    assert "JWT_SECRET is the public placeholder" in served.stderr
 
 
 @pytest.mark.parametrize(

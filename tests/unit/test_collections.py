@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def routes() -> set[tuple[str, str]]:
-    app: FastAPI = create_app(Settings(_env_file=None))
+    app: FastAPI = create_app(Settings(_env_file=None, JWT_SECRET="r" * 48))
     return app_routes(app)
 
 

@@ -15,7 +15,7 @@ from tests.role_table import PUBLIC, ROLE_TABLE
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    app: FastAPI = create_app(Settings(_env_file=None))
+    app: FastAPI = create_app(Settings(_env_file=None, JWT_SECRET="r" * 48))
     return app.openapi()
 
 
