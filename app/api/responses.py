@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.schemas.common import ErrorBody, OperationRef
+from app.schemas.policy import PolicyErrorBody
 from app.services.downloads import Download
 from app.services.exceptions import PreconditionFailedError
 
@@ -50,6 +51,16 @@ def error_responses(*codes: int, protected: bool = True, lxd: bool = True) -> Re
         code: {"model": ErrorBody, "description": ERROR_MESSAGES[code]}
         for code in sorted({*always, *codes})
     }
+
+
+# Routes that write instance config or devices: the operator policy's 403 (app.auth.policy).
+POLICY_RESPONSES: Responses = {
+    403: {
+        "model": PolicyErrorBody,
+        "description": "Forbidden: the user's role is too low, or the operator policy refused "
+        "the write (`code: policy_violation`, every violation in `violations`)",
+    }
+}
 
 
 _ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}

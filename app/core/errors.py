@@ -55,13 +55,15 @@ def error_response(
     headers: dict[str, str] | None = None,
     *,
     outside_middleware: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     request_id = correlation_id.get() or uuid.uuid4().hex
     merged = dict(headers or {})
     if outside_middleware:
         # A 500 is sent by Starlette's outermost middleware, past the request-ID middleware.
         merged["X-Request-ID"] = request_id
-    body = {"detail": detail, "code": code, "request_id": request_id}
+    # `extra`: fields an error adds to the one shape (a policy refusal's `violations`).
+    body = {"detail": detail, "code": code, **(extra or {}), "request_id": request_id}
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=merged)
 
 
@@ -70,7 +72,8 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     if exc.status_code >= 500:
         log.warning("request.upstream_error", code=exc.code, detail=exc.detail)
     headers = getattr(exc, "headers", None)
-    return error_response(exc.status_code, exc.detail, exc.code, headers)
+    extra = getattr(exc, "body_extra", None)
+    return error_response(exc.status_code, exc.detail, exc.code, headers, extra=extra)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

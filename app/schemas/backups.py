@@ -6,10 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.auth.policy import COMPRESSION_ALGORITHMS
 from app.schemas.common import LXDObject, ObjectNameField
 
-# What LXD 5.0 accepts as `compression_algorithm` (it checks the tool exists on the host).
-COMPRESSION_PATTERN = r"^(none|gzip|bzip2|lzma|xz|zstd|lz4|lzop|squashfs)$"
+# LXD's known algorithms, for everyone: LXD itself runs any other value as a command line on its
+# host (the operator policy, `app.auth.policy`).
+COMPRESSION_PATTERN = "^(" + "|".join(COMPRESSION_ALGORITHMS) + ")$"
 
 
 class BackupCreate(BaseModel):
@@ -34,7 +36,8 @@ class BackupCreate(BaseModel):
     compression_algorithm: str | None = Field(
         default=None,
         pattern=COMPRESSION_PATTERN,
-        description="Default: the server's `backups.compression_algorithm` (gzip)",
+        description="Default: the server's `backups.compression_algorithm` (gzip). One of "
+        + ", ".join(COMPRESSION_ALGORITHMS),
         examples=["gzip"],
     )
 

@@ -154,3 +154,21 @@ def error_from_lxd(status: int, message: str) -> LXDError:
     if cls is None:
         cls = next((rule for pattern, rule in _MESSAGE_RULES if pattern.search(detail)), LXDError)
     return cls(detail)
+
+
+class PolicyViolation(AppError):
+    """The operator policy refused a write (`app.auth.policy`): a 403 that lists every
+    violation at once, `violations: [{field, reason}]`, next to the usual error fields."""
+
+    status_code = 403
+    code = "policy_violation"
+
+    def __init__(self, violations: list[dict[str, str]]) -> None:
+        named = ", ".join(v["field"] for v in violations[:5])
+        more = f" and {len(violations) - 5} more" if len(violations) > 5 else ""
+        super().__init__(
+            f"Refused by the operator policy ({named}{more}): see `violations`, and GET "
+            "/api/v1/policy for what is allowed"
+        )
+        self.violations = violations
+        self.body_extra = {"violations": violations}

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from app.services.devices import (
     DeviceEdit,
+    DeviceGuard,
     InstanceDevices,
     describe_users,
     edit_devices,
@@ -193,8 +194,10 @@ async def attach_nic(
     instance: str,
     device: str | None,
     interface: str | None,
+    guard: DeviceGuard | None = None,
 ) -> tuple[str, dict[str, str]]:
-    """Add a NIC on the network to the instance; return (device name, device)."""
+    """Add a NIC on the network to the instance; return (device name, device). `guard` sees
+    the device before anything is written."""
     meta, _ = await get_network(lxd, project=project, network=network)
     if meta.get("managed") is False:
         raise BadRequestError(
@@ -216,7 +219,10 @@ async def attach_nic(
             raise ConflictError(f"Instance {instance!r} already has an interface {interface!r}")
         iface = interface or next(f"eth{n}" for n in range(MAX_ETH) if f"eth{n}" not in used)
         name = device or free_name(network, current.taken_names(), fallback="nic")
-        return DeviceEdit(add={name: {"type": "nic", "network": network, "name": iface}})
+        nic = {"type": "nic", "network": network, "name": iface}
+        if guard is not None:
+            guard(name, nic)
+        return DeviceEdit(add={name: nic})
 
     edit = await edit_devices(lxd, project=project, instance=instance, plan=plan)
     ((name, config),) = edit.add.items()

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from app.services.devices import (
     DeviceEdit,
+    DeviceGuard,
     InstanceDevices,
     describe_users,
     edit_devices,
@@ -281,8 +282,10 @@ async def attach_volume(
     instance: str,
     path: str,
     device: str | None,
+    guard: DeviceGuard | None = None,
 ) -> tuple[str, dict[str, str]]:
-    """Add a disk device for the volume to the instance; return (device name, device)."""
+    """Add a disk device for the volume to the instance; return (device name, device).
+    `guard` sees the device before anything is written."""
     await get_volume(lxd, project=project, pool=pool, volume=volume)  # 404 before any edit
 
     def plan(current: InstanceDevices) -> DeviceEdit:
@@ -300,6 +303,8 @@ async def attach_volume(
             raise ConflictError(f"Instance {instance!r} already has a device named {device!r}")
         name = device or free_name(volume, current.taken_names(), fallback="volume")
         config = {"type": "disk", "pool": pool, "source": volume, "path": path}
+        if guard is not None:
+            guard(name, config)
         return DeviceEdit(add={name: config})
 
     edit = await edit_devices(lxd, project=project, instance=instance, plan=plan)

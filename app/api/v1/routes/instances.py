@@ -11,9 +11,23 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
+from app.api.deps import (
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+    WaitParams,
+)
 from app.api.operations import operation_answer
-from app.api.responses import ASYNC_RESPONSES, IfMatch, LXDJSONResponse, error_responses
+from app.api.responses import (
+    ASYNC_RESPONSES,
+    POLICY_RESPONSES,
+    IfMatch,
+    LXDJSONResponse,
+    error_responses,
+)
 from app.schemas.common import InstanceName, OperationRef, Page
 from app.schemas.instances import (
     InstanceCreate,
@@ -24,6 +38,7 @@ from app.schemas.instances import (
     InstanceUpdate,
 )
 from app.services import instances as service
+from app.services import policy
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -71,14 +86,25 @@ async def list_instances(
     "`wait=true` the finished operation. A taken name is a 409 before anything starts. "
     "With `start: true` the instance is created first (the request waits for the creation, at "
     "most `timeout` seconds) and then started, as `lxc launch` does: the 202 then points at the "
-    "**start** operation (LXD 5.0 has no create-and-start of its own). Role: operator.",
-    responses={**ASYNC_RESPONSES, **error_responses(400, 404, 409)},
+    "**start** operation (LXD 5.0 has no create-and-start of its own). Role: operator, "
+    "held to the operator policy (`GET /policy`; a copy's source config and devices count): "
+    "a refusal is a 403 `policy_violation` listing every violation, and nothing is created.",
+    responses={**ASYNC_RESPONSES, **error_responses(400, 404, 409), **POLICY_RESPONSES},
 )
 async def create_instance(
-    body: InstanceCreate, lxd: LXDDep, project: ProjectDep, wait: WaitParams, user: OperatorUser
+    body: InstanceCreate,
+    lxd: LXDDep,
+    project: ProjectDep,
+    wait: WaitParams,
+    user: OperatorUser,
+    settings: SettingsDep,
 ) -> JSONResponse:
+    lxd_body = body.lxd_body()
+    await policy.enforce_instance_write(
+        lxd, settings=settings, user=user, project=project, body=lxd_body
+    )
     response = await service.create_instance(
-        lxd, project=project, body=body.lxd_body(), start=body.start, timeout=wait.timeout
+        lxd, project=project, body=lxd_body, start=body.start, timeout=wait.timeout
     )
     return await operation_answer(lxd, response, wait)
 
@@ -105,8 +131,9 @@ async def get_instance(
     summary="Replace an instance's configuration",
     description="`PUT /1.0/instances/{name}` (async in LXD): replaces config, devices, profiles, "
     "description, ephemeral. `If-Match` is passed to LXD (a stale ETag is a 412). 202 with the "
-    "operation reference, or with `wait=true` the finished operation. Role: operator.",
-    responses={**ASYNC_RESPONSES, **error_responses(400, 404, 412)},
+    "operation reference, or with `wait=true` the finished operation. Role: operator, held "
+    "to the operator policy on the whole body (403 `policy_violation`, nothing changed).",
+    responses={**ASYNC_RESPONSES, **error_responses(400, 404, 412), **POLICY_RESPONSES},
 )
 async def replace_instance(
     name: InstanceName,
@@ -115,10 +142,15 @@ async def replace_instance(
     project: ProjectDep,
     wait: WaitParams,
     user: OperatorUser,
+    settings: SettingsDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
+    lxd_body = body.lxd_body()
+    await policy.enforce_instance_write(
+        lxd, settings=settings, user=user, project=project, body=lxd_body, instance=name
+    )
     response = await service.update_instance(
-        lxd, name=name, project=project, body=body.lxd_body(), if_match=if_match, replace=True
+        lxd, name=name, project=project, body=lxd_body, if_match=if_match, replace=True
     )
     return await operation_answer(lxd, response, wait)
 
@@ -129,8 +161,9 @@ async def replace_instance(
     summary="Update an instance's configuration",
     description="`PATCH /1.0/instances/{name}` (synchronous in LXD): merges config and devices "
     "key by key. `If-Match` is passed to LXD (a stale ETag is a 412). Answers the updated "
-    "instance with its new `ETag`. Role: operator.",
-    responses=error_responses(400, 404, 412),
+    "instance with its new `ETag`. Role: operator, held to the operator policy on what the "
+    "patch sets (403 `policy_violation`, nothing changed).",
+    responses={**error_responses(400, 404, 412), **POLICY_RESPONSES},
 )
 async def patch_instance(
     name: InstanceName,
@@ -138,10 +171,15 @@ async def patch_instance(
     lxd: LXDDep,
     project: ProjectDep,
     user: OperatorUser,
+    settings: SettingsDep,
     if_match: IfMatch = None,
 ) -> JSONResponse:
+    lxd_body = body.lxd_body()
+    await policy.enforce_instance_write(
+        lxd, settings=settings, user=user, project=project, body=lxd_body, instance=name
+    )
     await service.update_instance(
-        lxd, name=name, project=project, body=body.lxd_body(), if_match=if_match, replace=False
+        lxd, name=name, project=project, body=lxd_body, if_match=if_match, replace=False
     )
     instance, etag = await service.get_instance(lxd, name=name, project=project)
     return _lxd_json(instance, etag)

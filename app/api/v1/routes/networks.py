@@ -14,9 +14,10 @@ from app.api.deps import (
     PageLimit,
     PageOffset,
     ProjectDep,
+    SettingsDep,
     ViewerRead,
 )
-from app.api.responses import IfMatch, error_responses, location, with_etag
+from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.networks import (
     NetworkCreate,
@@ -30,6 +31,7 @@ from app.schemas.networks import (
 )
 from app.schemas.storage import DetachBody, DeviceAttachment
 from app.services import networks as service
+from app.services import policy
 from app.utils.pagination import paginate
 
 router = APIRouter(prefix="/networks", tags=["networks"])
@@ -233,13 +235,20 @@ async def list_network_leases(
     "with its ETag, writes it back with `PUT /1.0/instances/{name}` + `If-Match` and waits for "
     "LXD's operation, retrying on concurrent changes. Device name: `device`, else the "
     "network's name (made unique); interface: `interface`, else the first free `ethN`. 409 if "
-    "the instance is already on this network or the name is taken. Role: operator. Answers "
+    "the instance is already on this network or the name is taken. Role: operator, held to "
+    "the operator policy (a NIC on a managed network of the project is allowed). Answers "
     "when done.",
-    responses=error_responses(400, 404, 409),
+    responses={**error_responses(400, 404, 409), **POLICY_RESPONSES},
 )
 async def attach_network(
-    network: NetworkName, body: NicAttach, lxd: LXDDep, project: ProjectDep, user: OperatorUser
+    network: NetworkName,
+    body: NicAttach,
+    lxd: LXDDep,
+    project: ProjectDep,
+    user: OperatorUser,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
+    guard = await policy.device_guard(lxd, settings=settings, user=user, project=project, nic=True)
     device, config = await service.attach_nic(
         lxd,
         project=project,
@@ -247,6 +256,7 @@ async def attach_network(
         instance=body.instance,
         device=body.device,
         interface=body.interface,
+        guard=guard,
     )
     return {"instance": body.instance, "device": device, "config": config}
 

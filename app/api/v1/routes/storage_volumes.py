@@ -10,8 +10,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.deps import AdminUser, ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead
-from app.api.responses import IfMatch, error_responses, location, with_etag
+from app.api.deps import (
+    AdminUser,
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+)
+from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
 from app.schemas.common import NAME_PATTERN, Page, PoolName
 from app.schemas.storage import (
     DetachBody,
@@ -24,6 +32,7 @@ from app.schemas.storage import (
     VolumeResize,
     VolumeUpdate,
 )
+from app.services import policy
 from app.services import storage as service
 
 router = APIRouter(prefix="/storage/pools/{pool}/volumes", tags=["storage"])
@@ -235,8 +244,9 @@ async def resize_volume(
     "ETag, writes it back with `PUT /1.0/instances/{name}` + `If-Match` and waits for LXD's "
     "operation, retrying on concurrent changes. The device is named `device`, else after the "
     "volume (made unique). 409 if the volume is already attached or the path or device name is "
-    "taken; 404 for an unknown volume or instance. Role: operator. Answers when done.",
-    responses=error_responses(400, 404, 409),
+    "taken; 404 for an unknown volume or instance. Role: operator, held to the operator "
+    "policy (a pool-backed disk is allowed). Answers when done.",
+    responses={**error_responses(400, 404, 409), **POLICY_RESPONSES},
 )
 async def attach_volume(
     pool: PoolName,
@@ -245,7 +255,9 @@ async def attach_volume(
     lxd: LXDDep,
     project: ProjectDep,
     user: OperatorUser,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
+    guard = await policy.device_guard(lxd, settings=settings, user=user, project=project)
     device, config = await service.attach_volume(
         lxd,
         project=project,
@@ -254,6 +266,7 @@ async def attach_volume(
         instance=body.instance,
         path=body.path,
         device=body.device,
+        guard=guard,
     )
     return {"instance": body.instance, "device": device, "config": config}
 
