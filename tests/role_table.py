@@ -34,6 +34,7 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("GET", "/static/{path}"): PUBLIC,  # Swagger UI and ReDoc assets (app/static/)
     ("GET", "/health"): PUBLIC,
     ("GET", "/health/live"): PUBLIC,
     # --- auth ---

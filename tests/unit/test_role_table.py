@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.exceptions import StarletteDeprecationWarning
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.websockets import WebSocketDisconnect
 
 from app.core.security import Role
@@ -65,6 +65,8 @@ def iter_routes(app: FastAPI) -> Iterator[tuple[str, str, Dependant | None]]:
         dependant = getattr(ctx, "dependant", None) or getattr(original, "dependant", None)
         if isinstance(original, APIWebSocketRoute):
             yield "WS", path, dependant
+        elif isinstance(original, Mount):  # /static: the docs' assets, files only
+            yield "GET", path, None
         elif isinstance(original, APIRoute | Route):
             for method in sorted(set(ctx.methods or ()) - {"HEAD"}):
                 yield method, path, dependant
