@@ -15,7 +15,9 @@ from pydantic import ValidationError
 
 from app.api import health
 from app.api.docs import install_docs
+from app.api.sessions import SessionRegistry
 from app.api.v1.api import v1_router
+from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import APP_VERSION, Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -55,6 +57,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.lxd = LXDClient(settings, transport=app.state.lxd_transport)
     # The event relay's shared LXD connections open with their first subscriber.
     app.state.event_hub = EventHub(app.state.lxd)
+    # Open WebSockets per user: the cap, and an end for those of a user cut off meanwhile.
+    app.state.ws_sessions = SessionRegistry(
+        app.state.db_engine, max_per_user=settings.WS_MAX_SESSIONS_PER_USER
+    )
+    app.state.ws_sessions.start()
     log.info(
         "app.started",
         version=APP_VERSION,
@@ -69,6 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app.state.ws_sessions.close()
         await app.state.event_hub.close()
         await app.state.lxd.close()
         await app.state.rate_limiter.close()
@@ -102,6 +110,13 @@ def create_app(
     app.state.lxd_transport = lxd_transport
     install_error_handlers(app)
 
+    # Innermost of ours (added first): a 413 still gets CORS headers, the request ID and its
+    # log line, and comes before any route, dependency (auth) or body parser.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.MAX_BODY_BYTES,
+        max_auth_body_bytes=settings.MAX_AUTH_BODY_BYTES,
+    )
     origins = settings.cors_origins
     app.add_middleware(
         CORSMiddleware,

@@ -1,7 +1,11 @@
 """The least role of every route, as API.md's "Routes and the least role for each" says.
 
 Keys are (method, full path template); WebSockets use the method "WS". Values are "public",
-"viewer", "operator" or "admin". `tests/unit/test_role_table.py` checks every route of the app
+"none" (any logged-in user, global role `none` included), "viewer", "operator" or "admin".
+
+Viewer and operator routes check the role in the request's project (API.md, "Per-project
+roles"), except the server-wide ones in `SERVER_WIDE`; admin routes and "none" routes check the
+global role. `tests/unit/test_role_table.py` checks every route of the app
 against this table: a route missing here fails, and so does a route whose declared role
 (`require_role(...)` / `require_ws_role(...)` in its dependencies) differs. Entries for routes
 not written yet are ignored. When you add a route, add it here with API.md's role.
@@ -15,6 +19,7 @@ from __future__ import annotations
 from typing import Final
 
 PUBLIC: Final = "public"
+LOGIN: Final = "none"
 VIEWER: Final = "viewer"
 OPERATOR: Final = "operator"
 ADMIN: Final = "admin"
@@ -41,15 +46,21 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("POST", f"{V1}/auth/login"): PUBLIC,
     ("POST", f"{V1}/auth/token"): PUBLIC,  # the form login behind Swagger's Authorize
     ("POST", f"{V1}/auth/refresh"): PUBLIC,
-    ("POST", f"{V1}/auth/logout"): VIEWER,
-    ("GET", f"{V1}/auth/me"): VIEWER,
-    ("PUT", f"{V1}/auth/me/password"): VIEWER,
+    ("POST", f"{V1}/auth/logout"): LOGIN,
+    ("GET", f"{V1}/auth/me"): LOGIN,
+    ("PUT", f"{V1}/auth/me/password"): LOGIN,
     ("POST", f"{V1}/auth/register"): ADMIN,
+    ("POST", f"{V1}/auth/tokens"): LOGIN,
+    ("GET", f"{V1}/auth/tokens"): LOGIN,
+    ("DELETE", f"{V1}/auth/tokens/{{token_id}}"): LOGIN,
+    ("GET", f"{V1}/users/{{username}}/tokens"): ADMIN,
     # --- users ---
     ("GET", f"{V1}/users"): ADMIN,
     ("GET", f"{V1}/users/{{username}}"): ADMIN,
     ("PATCH", f"{V1}/users/{{username}}"): ADMIN,
     ("DELETE", f"{V1}/users/{{username}}"): ADMIN,
+    ("PUT", f"{V1}/users/{{username}}/projects/{{project}}"): ADMIN,
+    ("DELETE", f"{V1}/users/{{username}}/projects/{{project}}"): ADMIN,
     # --- instances ---
     ("GET", f"{V1}/instances"): VIEWER,
     ("GET", INSTANCE): VIEWER,
@@ -62,6 +73,9 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("PATCH", INSTANCE): OPERATOR,
     ("DELETE", INSTANCE): OPERATOR,
     ("POST", f"{INSTANCE}/rename"): OPERATOR,
+    # --- operator policy ---
+    ("GET", f"{V1}/policy"): VIEWER,
+    ("POST", f"{V1}/policy/check"): VIEWER,
     # --- lifecycle ---
     ("PUT", f"{INSTANCE}/state"): OPERATOR,
     ("POST", f"{INSTANCE}/start"): OPERATOR,
@@ -116,7 +130,7 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("POST", f"{NETWORK}/attach"): OPERATOR,
     ("POST", f"{NETWORK}/detach"): OPERATOR,
     # --- projects ---
-    ("GET", f"{V1}/projects"): VIEWER,
+    ("GET", f"{V1}/projects"): LOGIN,
     ("GET", PROJECT): VIEWER,
     ("GET", f"{PROJECT}/state"): VIEWER,  # a read, like GET /projects/{project}
     ("POST", f"{V1}/projects"): ADMIN,
@@ -146,4 +160,22 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("GET", f"{V1}/system/health"): VIEWER,
 }
 
-ROLE_LEVELS: Final = {PUBLIC: 0, VIEWER: 1, OPERATOR: 2, ADMIN: 3}
+ROLE_LEVELS: Final = {PUBLIC: 0, LOGIN: 0, VIEWER: 1, OPERATOR: 2, ADMIN: 3}
+
+# Viewer routes that check the global role: LXD objects that belong to no project.
+SERVER_WIDE: Final[frozenset[tuple[str, str]]] = frozenset(
+    {
+        ("GET", f"{V1}/storage/pools"),
+        ("GET", POOL),
+        ("GET", f"{V1}/system/info"),
+        ("GET", f"{V1}/system/health"),
+    }
+)
+
+
+def expected_scope(method: str, path: str) -> str:
+    """ "global" or "project": where the route looks up the caller's role."""
+    role = ROLE_TABLE[(method, path)]
+    if role in (ADMIN, LOGIN) or (method, path) in SERVER_WIDE:
+        return "global"
+    return "project"

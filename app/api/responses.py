@@ -25,8 +25,9 @@ Responses = dict[int | str, dict[str, Any]]
 ERROR_MESSAGES: dict[int, str] = {
     400: "Bad request: LXD (or this API) refused the input or the action (the reason in `detail`)",
     401: "Not authenticated: missing, invalid or expired token (on login: wrong credentials)",
-    403: "Forbidden: the user's role is too low",
-    404: "Not found: the object, or the project (`?project=`)",
+    403: "Forbidden: the user's role is too low (in the request's project)",
+    404: "Not found: the object, or the project (`?project=`; also a project the caller has "
+    "no role in)",
     409: "Conflict: name taken, object in use, or in the wrong state for this (the reason in "
     "`detail`)",
     412: "Precondition failed: `If-Match` does not match the object's current ETag",

@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     RATE_LIMIT_REFRESH: str = "30/minute"
     RATE_LIMIT_STORAGE_URI: str = "memory://"
 
+    # --- API tokens (scripts, CI) --------------------------------------------------------------
+    # The longest life a token may be given (and the default when it asks for none).
+    API_TOKEN_MAX_DAYS: Annotated[int, Field(gt=0, le=3650)] = 365
+
+    # --- Request bodies and WebSocket sessions ---------------------------------------------
+    # Refused with 413 before anything reads or parses them (app.core.bodylimit).
+    MAX_BODY_BYTES: Annotated[int, Field(gt=0)] = 1024 * 1024
+    # /api/v1/auth/* (public: login, refresh) takes only small JSON bodies.
+    MAX_AUTH_BODY_BYTES: Annotated[int, Field(gt=0)] = 16 * 1024
+    # Open exec, console and event sockets per user and replica; over it: close 4429.
+    WS_MAX_SESSIONS_PER_USER: Annotated[int, Field(gt=0)] = 16
+
     @field_validator(
         "RATE_LIMIT_LOGIN",
         "RATE_LIMIT_LOGIN_IP",

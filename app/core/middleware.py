@@ -13,7 +13,7 @@ from asgi_correlation_id.context import correlation_id
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.logging import redact_text
+from app.core.logging import redact_query
 
 log = structlog.get_logger("app.request")
 
@@ -51,7 +51,7 @@ class RequestLogMiddleware:
                 "http.request" if scope["type"] == "http" else "ws.session",
                 method=scope.get("method", "WS"),
                 path=scope.get("path", ""),
-                query=redact_text(query) if query else None,
+                query=redact_query(query) if query else None,
                 status=outcome["status"],
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 client=client[0] if client else None,

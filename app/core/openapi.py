@@ -9,7 +9,12 @@ async operations, exec and console over WebSocket, snapshots and backups.
 * **Auth**: `POST /api/v1/auth/login` gives a bearer token; click *Authorize* and paste it.
   WebSockets take it as `?token=<jwt>`.
 * **Roles**: `viewer` < `operator` < `admin`; a route for a role admits every role above it.
+  A user may also have a role per project (`PUT /api/v1/users/{username}/projects/{project}`);
+  the global role `none` means "only the bound projects". Project-scoped routes check the role
+  in the request's project; a project without a role for the caller is a 404.
 * **Projects**: every LXD-backed route takes `?project=NAME`.
+* **Operator policy**: below admin, instance config and devices that reach the LXD host are
+  refused (403 `policy_violation`); see `GET /api/v1/policy`.
 * **Errors**: always `{"detail", "code", "request_id"}`; every response has `X-Request-ID`.
 * **Async**: long LXD actions answer `202` with an operation reference; many routes take
   `?wait=true&timeout=N` to answer with the finished operation instead.
@@ -28,12 +33,15 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "`Authorization: Bearer <token>`, or `?token=` on WebSockets) and a refresh token. "
         "Refreshing rotates the refresh token; using a rotated one again revokes its whole "
         "family. Login and refresh are rate-limited (429 with `Retry-After`). A password change "
-        "cuts off every token issued before it.",
+        "cuts off every token issued before it; a logout ends the refresh token's login and the "
+        "access token it was sent with.",
     },
     {
         "name": "users",
         "description": "User management (admin): list, get, change role / active flag / "
-        "password, delete. A change to a user's role, active flag or password takes effect on "
+        "password, delete, and roles per project (`PUT`/`DELETE "
+        "/users/{username}/projects/{project}`, viewer or operator; admin is global only). A "
+        "change to a user's role, active flag, password or project roles takes effect on "
         "their next request. The last active admin cannot be deleted, disabled or demoted "
         "(409). No answer ever carries a password hash.",
     },
@@ -61,6 +69,18 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "when stale), rename, delete (`force=true` stops first), runtime state, lifecycle "
         "(`PUT .../state` and the start/stop/restart/freeze/unfreeze shortcuts), log files and "
         "the console log (text). Changes are LXD operations: 202 + reference, or `wait=true`.",
+    },
+    {
+        "name": "policy",
+        "description": "The operator policy: LXD makes whoever may set any instance config or "
+        "device root on the host, so every caller below admin is held to a policy that mirrors "
+        "LXD's `restricted=true` project defaults (no privileged or nesting containers, no "
+        "`raw.*` or idmap keys, disks from a storage pool only, NICs on managed networks only, "
+        "no passthrough or proxy devices, images from the configured servers only). It is "
+        "checked on instance create, PUT, PATCH and the attach routes before anything reaches "
+        "LXD; a refusal is a 403 `policy_violation` listing every violation. `GET /policy` "
+        "shows the policy in force, `POST /policy/check` tries a write without making it. "
+        "`OPERATOR_POLICY=unrestricted` turns it off (unsafe).",
     },
     {
         "name": "snapshots",
@@ -95,14 +115,18 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "Finished operations expire from LXD after a few seconds (then 404). No answer ever "
         "carries websocket secrets (`metadata.fds`) or token secrets.\n\n"
         "**Event relay** `WS /api/v1/operations/ws?token=<jwt>&type=operation,lifecycle,logging"
-        "&project=NAME` (viewer): one JSON text frame per LXD event, as LXD sends it, with one "
+        "&project=NAME` (viewer in that project; `&all-projects=true` instead: every project's "
+        "events, for a global viewer): one JSON text frame per LXD event, as LXD sends it, with "
+        "one "
         "change: secrets are removed (`fds` and token `secret` from operation events, `secret=` "
         "values from logging text). No `type`: all three. One upstream LXD connection per "
         "(project, types) is shared by every subscriber and reconnects by itself when LXD "
         "restarts (events during the gap are lost; the socket stays open). Close codes: 4401 "
-        "no/invalid token, 4403 role too low, 4400 unknown `type` or bad project name, 4404 "
-        "unknown project, 1011 LXD failed, 1013 the client read too slowly (more than 1024 "
-        "events waiting), 1001 server shutting down.",
+        "no/invalid token, or the user was disabled, deleted or had its password or role "
+        "changed while connected, 4403 role too low, 4429 too many sessions (more than "
+        "`WS_MAX_SESSIONS_PER_USER` open exec, console and event sockets), 4400 unknown `type` "
+        "or bad project name, 4404 unknown project, 1011 LXD failed, 1013 the client read too "
+        "slowly (more than 1024 events waiting), 1001 server shutting down.",
     },
     {
         "name": "exec",
@@ -123,9 +147,14 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         '4. When the command ends and all its output was sent: `{"type": "exit", '
         '"return_code": N}` (128+N after signal N), then close 1000.\n\n'
         "Closing the client socket kills the command (LXD's control socket is closed: 137). "
-        "Close codes: 4401 no/invalid token, 4403 role too low, 4404 unknown instance, 4400 bad "
-        "start frame or name, or LXD refused the request (e.g. the instance is not running; "
-        "reason given), 1011 LXD failed (reason given).",
+        "Close codes: 4401 no/invalid token, 4403 role too low, 4429 too many sessions (more "
+        "than `WS_MAX_SESSIONS_PER_USER` open exec, console and event sockets per user), 4404 "
+        "unknown instance, 4400 bad start frame or name, or LXD refused the request (e.g. the "
+        "instance is not running; reason given), 1011 LXD failed (reason given).\n\n"
+        "Open sessions are checked against the user store every 0.5 s: a user disabled or "
+        "deleted, or whose password or role changed (each cuts off its tokens), is closed "
+        "with 4401 (4403 if its role no longer admits the route while its tokens stand), and "
+        "the command is killed as when the client leaves.",
     },
     {
         "name": "console",
@@ -134,7 +163,8 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "`POST /instances/{name}/console`, type console). Binary frames both ways; "
         '`{"type": "resize", "width", "height"}` text frames resize it. Closing '
         "the client socket detaches from the console on LXD's side; if LXD ends it first, the "
-        "socket is closed with 1000. Close codes as for exec (4401, 4403, 4404, 4400, 1011). "
+        "socket is closed with 1000. Close codes as for exec (4401, 4403, 4429, 4404, 4400, "
+        "1011), and the same end for a user cut off while connected. "
         "What the console shows depends on the instance: a container without a getty on its "
         "console may print nothing until it boots or logs something.",
     },

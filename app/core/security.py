@@ -41,8 +41,10 @@ T = TypeVar("T")
 
 
 class Role(StrEnum):
-    """Hierarchical roles: a route for role R admits every role at or above R."""
+    """Hierarchical roles: a route for role R admits every role at or above R. `none` as a
+    global role means "only the projects the user is bound to" (`app.auth.access`)."""
 
+    none = "none"
     viewer = "viewer"
     operator = "operator"
     admin = "admin"
@@ -56,7 +58,7 @@ class Role(StrEnum):
         return self.level >= required.level
 
 
-_ROLE_LEVELS = {Role.viewer: 1, Role.operator: 2, Role.admin: 3}
+_ROLE_LEVELS = {Role.none: 0, Role.viewer: 1, Role.operator: 2, Role.admin: 3}
 
 
 # --- passwords ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The user store: users and their refresh tokens (SQLAlchemy 2, typed mappings).
+"""The user store: users, their project roles and refresh tokens (SQLAlchemy 2, typed mappings).
 
 The MetaData carries a naming convention so that every constraint has a stable name: Alembic
 needs names to alter constraints, SQLite's batch mode included.
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -21,7 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from app.core.security import Role
 
@@ -62,15 +63,17 @@ class Base(DeclarativeBase):
 
 
 ROLE_VALUES = tuple(role.value for role in Role)
+# A project binding grants viewer or operator; admin is global only (API.md, "Per-project roles").
+PROJECT_ROLE_VALUES = (Role.viewer.value, Role.operator.value)
+
+
+def _role_check(values: tuple[str, ...]) -> str:
+    return "role IN (" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (
-        CheckConstraint(
-            "role IN (" + ", ".join(f"'{value}'" for value in ROLE_VALUES) + ")", name="role"
-        ),
-    )
+    __table_args__ = (CheckConstraint(_role_check(ROLE_VALUES), name="role"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The name as given; `username_key` (lowercase) is what makes it unique case-insensitively.
@@ -83,13 +86,36 @@ class User(Base):
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Loaded with the user (one more SELECT), so that every loaded user knows its projects.
+    bindings: Mapped[list[ProjectBinding]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def role_enum(self) -> Role:
         return Role(self.role)
 
+    @property
+    def projects(self) -> dict[str, str]:
+        """`{project: role}` of the user's project bindings."""
+        return {binding.project: binding.role for binding in self.bindings}
+
     def __repr__(self) -> str:  # never the hash
         return f"User(id={self.id!r}, username={self.username!r}, role={self.role!r})"
+
+
+class ProjectBinding(Base):
+    """A user's role in one LXD project (by name), beside its global role."""
+
+    __tablename__ = "user_projects"
+    __table_args__ = (CheckConstraint(_role_check(PROJECT_ROLE_VALUES), name="role"),)
+
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project: Mapped[str] = mapped_column(String(63), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class RefreshToken(Base):
@@ -107,3 +133,39 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     replaced_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class RevokedAccessToken(Base):
+    """An access token logged out before it expired (its `jti`): refused until then, purged
+    after."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ApiToken(Base):
+    """A credential for scripts and CI: `lxa_...`, shown once, stored as its SHA-256 (the secret
+    is 32 random bytes: a fast hash is enough, and a lookup by hash needs no scan). What it may
+    do is the least of its own `role`/`projects` and its user's current rights."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint(_role_check(ROLE_VALUES), name="role"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # None: every project the user has a role in; a list: only those.
+    projects: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

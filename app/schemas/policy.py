@@ -91,5 +91,30 @@ class PolicyCheck(BaseModel):
 
 
 class PolicyCheckResult(BaseModel):
+    """`POST /policy/check`: what the policy says about the write, for the caller."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "allowed": False,
+                    "violations": [
+                        {
+                            "field": "config.security.privileged",
+                            "reason": "refused (a true value): a privileged container's root "
+                            "is root on the LXD host",
+                        },
+                        {
+                            "field": "devices.host.source",
+                            "reason": "a disk must come from a storage pool (`pool`): without "
+                            "one, `source` is a path on the LXD host",
+                        },
+                    ],
+                },
+                {"allowed": True, "violations": []},
+            ]
+        }
+    )
+
     allowed: bool
     violations: list[PolicyViolationItem]

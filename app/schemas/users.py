@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,12 +21,22 @@ Username = Annotated[
 ]
 
 
+RoleField = Annotated[
+    Role,
+    Field(
+        description="Global role: `viewer` < `operator` < `admin`; `none`: only the projects "
+        "the user is bound to (`PUT /users/{username}/projects/{project}`)"
+    ),
+]
+ProjectRole = Literal["viewer", "operator"]
+
+
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: Username
     password: NewPassword
-    role: Role = Role.viewer
+    role: RoleField = Role.viewer
 
 
 class UserUpdate(BaseModel):
@@ -39,7 +49,7 @@ class UserUpdate(BaseModel):
         },
     )
 
-    role: Role | None = None
+    role: RoleField | None = None
     is_active: bool | None = None
     password: NewPassword | None = None
 
@@ -51,3 +61,19 @@ class UserPublic(BaseModel):
     role: Role
     is_active: bool
     created_at: datetime
+    projects: dict[str, ProjectRole] = Field(
+        default_factory=dict,
+        description="The user's role per project, beside its global role",
+        examples=[{"tenant-a": "operator"}],
+    )
+
+
+class ProjectRoleSet(BaseModel):
+    """`PUT /users/{username}/projects/{project}`: the user's role in that project (admin is
+    global only)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"role": "operator"}]}
+    )
+
+    role: ProjectRole

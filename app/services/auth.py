@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.core.security import (
     Role,
+    TokenClaims,
     TokenError,
     access_token_lifetime,
     create_token,
@@ -180,10 +181,16 @@ async def refresh(session: AsyncSession, settings: Settings, *, refresh_token: s
 
 
 async def logout(
-    session: AsyncSession, settings: Settings, *, user_id: int, refresh_token: str
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int,
+    refresh_token: str,
+    access: TokenClaims,
 ) -> None:
-    """Revoke the session the refresh token belongs to (its whole family). Idempotent; an
-    expired token is still accepted here, a foreign or forged one is not."""
+    """Revoke the session the refresh token belongs to (its whole family) and the access token
+    the request came with. Idempotent; an expired refresh token is still accepted here, a
+    foreign or forged one is not."""
     try:
         claims = decode_token(settings, refresh_token, expected_type="refresh", verify_exp=False)
     except TokenError as exc:
@@ -193,7 +200,10 @@ async def logout(
     row = await crud.get_refresh_token(session, claims.jti)
     if row is not None and row.user_id == user_id:
         await crud.revoke_family(session, row.family_id)
-        await session.commit()
+    await crud.revoke_access_token(
+        session, jti=access.jti, user_id=user_id, expires_at=access.expires_at
+    )
+    await session.commit()
     log.info("auth.logout", user_id=user_id)
 
 
@@ -304,3 +314,27 @@ async def delete_user(session: AsyncSession, *, username: str) -> None:
         await _ensure_an_admin_remains(session)
     await session.commit()
     log.info("auth.user_deleted", username=username)
+
+
+class BindingNotFoundError(NotFoundError):
+    pass
+
+
+async def set_project_role(
+    session: AsyncSession, *, username: str, project: str, role: Role
+) -> User:
+    """Give `username` `role` in `project` (viewer or operator; admin is global only). Takes
+    effect at the user's next request; its tokens stay valid."""
+    user = await get_user(session, username)
+    await crud.set_project_role(session, user, project, role)
+    await session.commit()
+    log.info("auth.project_role_set", username=user.username, project=project, role=role.value)
+    return user
+
+
+async def remove_project_role(session: AsyncSession, *, username: str, project: str) -> None:
+    user = await get_user(session, username)
+    if not await crud.remove_project_role(session, user, project):
+        raise BindingNotFoundError(f"User {user.username!r} has no role in project {project!r}")
+    await session.commit()
+    log.info("auth.project_role_removed", username=user.username, project=project)

@@ -102,6 +102,11 @@ class Subscriber:
         return await self.queue.get()
 
 
+# The key of the upstream that carries every project's events (`?all-projects=true`): not a
+# valid project name, so no project's upstream can share it.
+ALL_PROJECTS = "*"
+
+
 @dataclass
 class _Upstream:
     project: str
@@ -150,7 +155,8 @@ class EventHub:
 
     @asynccontextmanager
     async def subscribe(self, *, project: str, types: Iterable[str]) -> AsyncIterator[Subscriber]:
-        """Join the upstream for (project, types), opening it if needed. The first subscriber
+        """Join the upstream for (project, types), opening it if needed (`ALL_PROJECTS`: every
+        project's events, for a global viewer). The first subscriber
         waits for LXD to accept the connection (so it sees every event after this returns);
         LXD's refusal is raised as its typed error."""
         if self._closed:
@@ -196,7 +202,11 @@ class EventHub:
 
     async def _run(self, upstream: _Upstream) -> None:
         delay = self.backoff_initial
-        params = {"type": ",".join(upstream.types), "project": upstream.project}
+        params = {"type": ",".join(upstream.types)}
+        if upstream.project == ALL_PROJECTS:
+            params["all-projects"] = "true"
+        else:
+            params["project"] = upstream.project
         assert upstream.ready is not None
         while True:
             try:

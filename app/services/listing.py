@@ -37,8 +37,10 @@ async def list_collection(
     project: str | None,
     query: ListQuery,
     params: Mapping[str, Any] | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """GET an LXD collection (`recursion=1` or names only), sort it by name, then page it.
+    """GET an LXD collection (`recursion=1` or names only), sort it by name, keep the items
+    whose name `keep` admits (all without it), then page it.
 
     An empty answer in a named project costs one more request to tell "none there" from
     "no such project"; a non-empty one proves the project exists.
@@ -63,7 +65,10 @@ async def list_collection(
         tuple(sorted((k, str(v)) for k, v in lxd_params.items() if v is not None)),
     )
     shared = _SHARED_READS.setdefault(lxd, SharedReads())
-    return paginate(await shared.get(key, fetch), limit=query.limit, offset=query.offset)
+    items = await shared.get(key, fetch)
+    if keep is not None:
+        items = [item for item in items if keep(_sort_key(item))]
+    return paginate(items, limit=query.limit, offset=query.offset)
 
 
 def _sort_key(item: Any) -> str:

@@ -57,6 +57,19 @@ async def list_operations(
     return paginate(items, limit=query.limit, offset=query.offset)
 
 
+async def operation_ids(lxd: LXDClient, *, project: str) -> set[str]:
+    """The ids of `project`'s operations (LXD lists per project; `GET /1.0/operations/{id}`
+    answers any project's operation, so this is how to tell where one belongs)."""
+    page = await list_operations(
+        lxd, project=project, query=ListQuery(expand=False, filter=None, limit=None, offset=0)
+    )
+    return {str(item) for item in page["items"]}
+
+
+def operation_not_found(operation_id: str) -> LXDNotFound:
+    return LXDNotFound(f"Operation {operation_id} not found ({OPERATION_RETENTION_HINT})")
+
+
 async def fetch_operation(lxd: LXDClient, operation_id: str) -> dict[str, Any]:
     """One operation, without secrets; 404 that says finished operations expire."""
     return dict(public_operation(await get_operation(lxd, operation_id)))
@@ -74,9 +87,7 @@ async def cancel_operation(lxd: LXDClient, operation_id: str) -> None:
     try:
         await lxd.delete(lxd_path("operations", operation_id))
     except LXDNotFound as exc:
-        raise LXDNotFound(
-            f"Operation {operation_id} not found ({OPERATION_RETENTION_HINT})"
-        ) from exc
+        raise operation_not_found(operation_id) from exc
 
 
 # --- the websockets of an operation (exec, console) -----------------------------------------

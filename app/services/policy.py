@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.auth import access
 from app.auth.policy import (
     InstanceWrite,
     Policy,
@@ -19,7 +20,6 @@ from app.auth.policy import (
     names_networks,
 )
 from app.core.config import Settings
-from app.core.security import Role
 from app.db.models import User
 from app.services.devices import DeviceGuard
 from app.services.exceptions import LXDNotFound, PolicyViolation
@@ -35,10 +35,9 @@ def policy_from_settings(settings: Settings) -> Policy:
     return Policy(mode=PolicyMode(settings.OPERATOR_POLICY), image_servers=tuple(servers))
 
 
-async def may_view_project(user: User, project: str) -> bool:
-    """HOOK for per-project roles (`app/auth/access.py`): whether `user` has at least viewer in
-    `project`. Until project bindings exist this is the global role."""
-    return Role(user.role).admits(Role.viewer)
+def may_view_project(user: User, project: str) -> bool:
+    """Whether `user` has at least viewer in `project` (a copy's `source.project`)."""
+    return access.sees(user, project)
 
 
 def raise_if_refused(violations: list[Violation]) -> None:
@@ -91,7 +90,7 @@ async def instance_violations(
     source = body.get("source") if isinstance(body.get("source"), Mapping) else None
     visible = True
     if source is not None and source.get("project") not in (None, "", project):
-        visible = await may_view_project(user, str(source["project"]))
+        visible = may_view_project(user, str(source["project"]))
     copied = None
     if held and visible and source is not None and source.get("type") == "copy":
         copied = await _copy_source(lxd, source, project=project)
@@ -134,6 +133,38 @@ async def enforce_instance_write(
         instance=instance,
     )
     raise_if_refused(violations)
+
+
+async def enforce_snapshot_restore(
+    lxd: LXDClient,
+    *,
+    settings: Settings,
+    user: User,
+    project: str,
+    instance: str,
+    snapshot: str,
+) -> None:
+    """403 `policy_violation` when restoring would bring back what the policy refuses: a
+    restore resets the instance's config and devices to the snapshot's (taken, perhaps, while
+    an admin had made the instance privileged). The snapshot's `volatile.*` keys are LXD's own
+    and come back anyway."""
+    policy = policy_from_settings(settings)
+    if not policy.holds(user.role):
+        return
+    reply = await lxd.get(lxd_path("instances", instance, "snapshots", snapshot), project=project)
+    taken = dict(reply.metadata or {})
+    config = {
+        key: value
+        for key, value in dict(taken.get("config") or {}).items()
+        if not str(key).startswith("volatile.")
+    }
+    devices = dict(taken.get("devices") or {})
+    managed = await managed_networks(lxd, project=project) if names_networks(devices) else None
+    write = InstanceWrite(config=config, devices=devices, managed_networks=managed or frozenset())
+    found = check_instance(policy, user.role, write)
+    raise_if_refused(
+        [Violation(f"snapshot.{v.field}", v.reason) for v in found]  # what the restore sets
+    )
 
 
 async def device_guard(

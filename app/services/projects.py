@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -69,13 +69,11 @@ def _protect_default(name: str, action: str) -> None:
         )
 
 
-async def list_projects(lxd: LXDClient, *, query: ListQuery) -> dict[str, Any]:
-    return await list_collection(
-        lxd,
-        lxd_path("projects"),
-        project=None,
-        query=query,
-    )
+async def list_projects(
+    lxd: LXDClient, *, query: ListQuery, keep: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
+    """`keep`: only the projects (by name) it admits, paged after filtering."""
+    return await list_collection(lxd, lxd_path("projects"), project=None, query=query, keep=keep)
 
 
 async def get_project(lxd: LXDClient, *, name: str) -> tuple[dict[str, Any], str | None]:

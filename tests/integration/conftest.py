@@ -85,6 +85,18 @@ async def delete_instance(raw: httpx.AsyncClient, name: str, project: str = "def
 
 
 @pytest.fixture
+async def names(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
+    """Names of instances a test creates (through the API, or by mistake); deleted afterwards
+    whatever happens."""
+    created: list[str] = []
+    try:
+        yield created
+    finally:
+        for name in created:
+            await delete_instance(lxd_raw, name)
+
+
+@pytest.fixture
 async def instance(
     lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv, unique: Callable[[str], str]
 ) -> AsyncIterator[str]:

@@ -33,17 +33,6 @@ async def lxd_instance(raw: httpx.AsyncClient, name: str, project: str = "defaul
     return reply.json() if reply.status_code == 200 else None
 
 
-@pytest.fixture
-async def names(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
-    """Names of instances a test creates through the API; deleted afterwards whatever happens."""
-    created: list[str] = []
-    try:
-        yield created
-    finally:
-        for name in created:
-            await delete_instance(lxd_raw, name)
-
-
 # --- lists --------------------------------------------------------------------------------------
 @pytest.fixture
 async def trio(lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv) -> AsyncIterator[list[str]]:

@@ -4,27 +4,14 @@ rename, delete (with and without force). What changed is read back from LXD with
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
-import pytest
 
-from tests.integration.conftest import delete_instance
 from tests.integration.test_instances import lxd_instance, wait_ref
 
 API = "/api/v1/instances"
 Headers = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-async def names(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
-    """Names a test gives instances through the API; deleted afterwards whatever happens."""
-    created: list[str] = []
-    try:
-        yield created
-    finally:
-        for name in created:
-            await delete_instance(lxd_raw, name)
 
 
 # --- update ---------------------------------------------------------------------------------------

@@ -51,7 +51,8 @@ async def test_login_ok(unit_client: httpx.AsyncClient, unit_auth_headers: Heade
     assert me.status_code == 200
     assert me.json()["username"] == "test-operator"
     assert me.json()["role"] == "operator"
-    assert set(me.json()) == {"username", "role", "is_active", "created_at"}
+    assert set(me.json()) == {"username", "role", "is_active", "created_at", "projects"}
+    assert me.json()["projects"] == {}
 
 
 async def test_login_is_case_insensitive_on_the_name(
@@ -252,9 +253,29 @@ async def test_logout_revokes_the_refresh_token(
     assert out.status_code == 204
     assert out.content == b""
     assert (await unit_client.post(REFRESH, json=body)).status_code == 401
-    # Idempotent.
+    # The access token it came with is refused from now on, and a logout is not repeated.
+    assert (await unit_client.get(ME, headers=bearer(pair["access_token"]))).status_code == 401
     again = await unit_client.post(LOGOUT, json=body, headers=bearer(pair["access_token"]))
-    assert again.status_code == 204
+    assert again.status_code == 401
+
+
+async def test_logout_ends_only_that_login(
+    unit_client: httpx.AsyncClient, unit_auth_headers: Headers
+) -> None:
+    """Another login of the same user (another browser, a script) keeps working; the logged
+    out access token is refused on reads that check beside LXD too."""
+    one, two = await tokens(unit_client), await tokens(unit_client)
+    out = await unit_client.post(
+        LOGOUT, json={"refresh_token": one["refresh_token"]}, headers=bearer(one["access_token"])
+    )
+    assert out.status_code == 204
+    for path in (ME, "/api/v1/instances"):
+        refused = await unit_client.get(path, headers=bearer(one["access_token"]))
+        assert refused.status_code == 401, path
+        assert refused.json()["code"] == "invalid_token"
+    assert (await unit_client.get(ME, headers=bearer(two["access_token"]))).status_code == 200
+    refreshed = await unit_client.post(REFRESH, json={"refresh_token": two["refresh_token"]})
+    assert refreshed.status_code == 200
 
 
 async def test_logout_needs_a_token_and_your_own_refresh_token(

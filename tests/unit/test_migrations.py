@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from app.db.migrations import MIGRATION_LOCK_KEY, REPO_ROOT, downgrade_to, upgra
 from app.db.models import Base
 from app.db.session import make_engine
 
-APP_TABLES = {"users", "refresh_tokens"}
+APP_TABLES = {
+    "users",
+    "user_projects",
+    "refresh_tokens",
+    "revoked_access_tokens",
+    "api_tokens",
+}
 
 
 def _sqlite_url(tmp_path: Path) -> str:
@@ -179,3 +186,49 @@ async def test_the_app_starts_on_a_migrated_schema(
     assert await _run(url, _tables) >= APP_TABLES
     assert await _run(url, _diffs) == []
     assert app.state.db_engine is not None
+
+
+async def test_project_roles_migration_keeps_users_and_downgrades_safely(
+    database_url: str,
+) -> None:
+    """0001 -> 0002 keeps every user; `none` and bindings work after it; going back to 0001
+    disables the users that had only project roles (they must not become global viewers)."""
+    await anyio.to_thread.run_sync(upgrade_to_head, database_url)
+    await anyio.to_thread.run_sync(downgrade_to, database_url, "0001")
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    insert = text(
+        "INSERT INTO users (id, username, username_key, password_hash, role, is_active, "
+        "token_version, created_at, updated_at) "
+        "VALUES (:id, :name, :name, 'x', :role, true, 0, :now, :now)"
+    ).bindparams(now=now)
+
+    def seed(connection: Connection) -> None:
+        connection.execute(insert, {"id": 1, "name": "old-admin", "role": "admin"})
+        connection.commit()
+
+    def use_new_schema(connection: Connection) -> None:
+        connection.execute(insert, {"id": 2, "name": "tenant", "role": "none"})
+        connection.execute(
+            text(
+                "INSERT INTO user_projects (user_id, project, role, created_at) "
+                "VALUES (2, 'p1', 'operator', :now)"
+            ).bindparams(now=now)
+        )
+        connection.commit()
+
+    def users(connection: Connection) -> list[tuple[Any, ...]]:
+        rows = connection.execute(text("SELECT username, role, is_active FROM users ORDER BY id"))
+        return [tuple(row) for row in rows]
+
+    try:
+        await _run(database_url, seed)
+        await anyio.to_thread.run_sync(upgrade_to_head, database_url)
+        assert await _run(database_url, users) == [("old-admin", "admin", True)]
+        await _run(database_url, use_new_schema)
+        await anyio.to_thread.run_sync(downgrade_to, database_url, "0001")
+        assert await _run(database_url, users) == [
+            ("old-admin", "admin", True),
+            ("tenant", "viewer", False),
+        ]
+    finally:
+        await anyio.to_thread.run_sync(downgrade_to, database_url, "base")

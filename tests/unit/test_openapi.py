@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.role_table import PUBLIC, ROLE_TABLE
+from tests.role_table import LOGIN, PUBLIC, ROLE_TABLE, expected_scope
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,11 @@ def test_errors_are_documented(spec: dict[str, Any]) -> None:
         where = f"{method} {path}"
         if role not in (None, PUBLIC):
             assert "401" in codes, where
-            if role != "viewer":
+            scope = expected_scope(method, path)
+            if role != LOGIN and (role != "viewer" or scope == "global"):
                 assert "403" in codes, where
+            if scope == "project":
+                assert "404" in codes, f"{where}: a project the caller has no role in"
         errors = [code for code in codes if code.startswith(("4", "5")) and code != "422"]
         for code in errors:
             content = op["responses"][code].get("content", {}).get("application/json", {})

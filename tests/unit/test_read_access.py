@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
-import app.api.deps as deps
+import app.api.access as deps
 from app.core.security import Role, create_token
 from app.db import crud
 from app.db.crud import Standing
@@ -112,9 +112,11 @@ async def test_the_user_check_and_the_lxd_read_overlap(
 
     real_load = deps.get_standing
 
-    async def load_after_lxd_was_asked(engine: Any, user_id: int) -> Standing | None:
+    async def load_after_lxd_was_asked(
+        engine: Any, user_id: int, jti: str | None = None
+    ) -> Standing | None:
         await asyncio.wait_for(asked.wait(), timeout=5)
-        return await real_load(engine, user_id)
+        return await real_load(engine, user_id, jti)
 
     app = await make_unit_app(lxd_handler=lxd)
     _, headers = await _viewer(app, "overlap")
@@ -132,7 +134,7 @@ async def test_a_cancelled_read_cancels_the_pending_check(
 ) -> None:
     cancelled = asyncio.Event()
 
-    async def never_answers(engine: Any, user_id: int) -> Standing | None:
+    async def never_answers(engine: Any, user_id: int, jti: str | None = None) -> Standing | None:
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -143,7 +145,7 @@ async def test_a_cancelled_read_cancels_the_pending_check(
     monkeypatch.setattr(deps, "get_standing", never_answers)
     token, _ = create_token(unit_app.state.settings, user_id=1, token_version=0, kind="access")
     request = Request({"type": "http", "app": unit_app, "method": "GET", "headers": []})
-    access = cast(AsyncGenerator[None, None], deps.ReadAccess(Role.viewer)(request, token))
+    access = cast(AsyncGenerator[None, None], deps.ReadAccess(Role.viewer)(request, token, None))
     await anext(access)
     await asyncio.sleep(0.01)  # the check is under way
     with pytest.raises(asyncio.CancelledError):

@@ -30,7 +30,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.core.security import Role
 from app.main import create_app
 from tests.conftest import auth_for, fake_lxd_handler
-from tests.role_table import PUBLIC, ROLE_LEVELS, ROLE_TABLE
+from tests.role_table import LOGIN, PUBLIC, ROLE_LEVELS, ROLE_TABLE, expected_scope
 
 with warnings.catch_warnings():  # Starlette would like httpx2 under its TestClient
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -53,6 +53,7 @@ DUMMY_PARAMS = {
     "alias": "a1",
     "operation_id": str(uuid.UUID(int=1)),
     "username": "someone",
+    "token_id": "tok_0123456789abcdef",
 }
 
 
@@ -74,20 +75,31 @@ def iter_routes(app: FastAPI) -> Iterator[tuple[str, str, Dependant | None]]:
             raise AssertionError(f"unexpected route type {type(original).__name__} at {path}")
 
 
-def declared_role(dependant: Dependant | None) -> str:
-    """The strictest `min_role` anywhere in the dependency tree; "public" when there is none."""
-    found: list[Role] = []
+def _requirements(dependant: Dependant | None) -> list[tuple[Role, str]]:
+    """(min_role, scope) of every role requirement in the dependency tree."""
+    found: list[tuple[Role, str]] = []
 
     def walk(node: Dependant) -> None:
         role = getattr(node.call, "min_role", None)
         if isinstance(role, Role):
-            found.append(role)
+            found.append((role, str(getattr(node.call, "scope", "?"))))
         for sub in node.dependencies:
             walk(sub)
 
     if dependant is not None:
         walk(dependant)
-    return max(found, key=lambda r: r.level).value if found else PUBLIC
+    return found
+
+
+def declared_role(dependant: Dependant | None) -> str:
+    """The strictest `min_role` anywhere in the dependency tree; "public" when there is none."""
+    found = _requirements(dependant)
+    return max(found, key=lambda r: r[0].level)[0].value if found else PUBLIC
+
+
+def declared_scopes(dependant: Dependant | None) -> set[str]:
+    """Where the requirements look the role up: "global" and/or "project"."""
+    return {scope for _, scope in _requirements(dependant)}
 
 
 def lower_roles(role: str) -> list[str]:
@@ -121,6 +133,41 @@ def test_every_route_is_in_the_table_with_its_role(listed_app: FastAPI) -> None:
     assert not wrong, "routes with the wrong role:\n" + "\n".join(wrong)
 
 
+def test_every_route_checks_the_role_where_api_md_says(listed_app: FastAPI) -> None:
+    """Project-scoped routes check the role in the request's project, server-wide routes the
+    global role (API.md, "Per-project roles"); never both, never neither."""
+    wrong: list[str] = []
+    for method, path, dependant in iter_routes(listed_app):
+        if ROLE_TABLE.get((method, path), PUBLIC) == PUBLIC:
+            continue
+        want = expected_scope(method, path)
+        if (got := declared_scopes(dependant)) != {want}:
+            wrong.append(f"{method} {path}: checks {sorted(got)}, expected {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_project_scoped_routes_take_the_project(listed_app: FastAPI) -> None:
+    """A route that checks the role in a project names that project: `?project=`, or the path
+    (`/projects/{project}`), or the operation it acts on."""
+    missing: list[str] = []
+    for method, path, dependant in iter_routes(listed_app):
+        if ROLE_TABLE.get((method, path), PUBLIC) == PUBLIC or method == "WS":
+            continue
+        if expected_scope(method, path) != "project" or dependant is None:
+            continue
+        names = {p.alias for p in _all_params(dependant)}
+        if not names & {"project", "operation_id"}:
+            missing.append(f"{method} {path}")
+    assert not missing, "project-scoped routes without a project:\n" + "\n".join(missing)
+
+
+def _all_params(dependant: Dependant) -> list[Any]:
+    params = [*dependant.query_params, *dependant.path_params]
+    for sub in dependant.dependencies:
+        params.extend(_all_params(sub))
+    return params
+
+
 def test_the_table_uses_known_roles() -> None:
     assert set(ROLE_TABLE.values()) <= set(ROLE_LEVELS)
 
@@ -129,7 +176,8 @@ def test_declared_role_reads_the_dependency_tree(listed_app: FastAPI) -> None:
     routes = {(m, p): d for m, p, d in iter_routes(listed_app)}
     assert declared_role(routes[("GET", "/health/live")]) == PUBLIC
     assert declared_role(routes[("POST", "/api/v1/auth/login")]) == PUBLIC
-    assert declared_role(routes[("GET", "/api/v1/auth/me")]) == "viewer"
+    assert declared_role(routes[("GET", "/api/v1/auth/me")]) == LOGIN
+    assert declared_role(routes[("GET", "/api/v1/instances")]) == "viewer"
     assert declared_role(routes[("DELETE", "/api/v1/users/{username}")]) == "admin"
 
 
@@ -148,9 +196,12 @@ async def test_protected_http_routes_answer_401_and_403(
             problems.append(f"{method} {path} without a token: {anonymous.status_code}")
         for lower in lower_roles(role):
             reply = await unit_client.request(method, url, headers=unit_auth_headers(lower))
-            if reply.status_code != 403:
+            # No role at all in the project: the project does not exist for the caller.
+            unseen = lower == "none" and expected_scope(method, path) == "project"
+            status, code = (404, "not_found") if unseen else (403, "forbidden")
+            if reply.status_code != status:
                 problems.append(f"{method} {path} as {lower}: {reply.status_code}")
-            elif reply.json().get("code") != "forbidden":
+            elif reply.json().get("code") != code:
                 problems.append(f"{method} {path} as {lower}: code {reply.json().get('code')}")
         checked += 1
     assert checked >= 10
@@ -184,10 +235,11 @@ def test_protected_websocket_routes_close_4401_and_4403(
                 continue
             url = fill(path)
             for token, want in [(None, 4401), ("not-a-jwt", 4401)] + [
-                (auth.token(lower), 4403) for lower in lower_roles(role)
+                (auth.token(lower), 4404 if lower == "none" else 4403)
+                for lower in lower_roles(role)
             ]:
                 full = url + (f"?token={token}" if token else "")
                 got = close_code(client, full)
                 if got != want:
-                    problems.append(f"WS {path} token={'lower' if want == 4403 else token}: {got}")
+                    problems.append(f"WS {path} token={'lower' if want > 4401 else token}: {got}")
     assert not problems, "\n".join(problems)

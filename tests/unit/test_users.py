@@ -57,7 +57,7 @@ async def test_register_creates_a_user(
     assert body["username"] == "Alice"
     assert body["role"] == "operator"
     assert body["is_active"] is True
-    assert set(body) == {"username", "role", "is_active", "created_at"}
+    assert set(body) == {"username", "role", "is_active", "created_at", "projects"}
     assert_no_secret(reply.text)
     assert (await login(unit_client, "alice", "password-123")).status_code == 200
 

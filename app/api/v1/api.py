@@ -15,20 +15,24 @@ from app.api.v1.routes.instance_logs import router as instance_logs_router
 from app.api.v1.routes.instances import router as instances_router
 from app.api.v1.routes.networks import router as networks_router
 from app.api.v1.routes.operations import router as operations_router
+from app.api.v1.routes.policy import router as policy_router
 from app.api.v1.routes.projects import router as projects_router
 from app.api.v1.routes.snapshots import router as snapshots_router
 from app.api.v1.routes.storage import router as storage_router
 from app.api.v1.routes.storage_volumes import router as storage_volumes_router
 from app.api.v1.routes.system import router as system_router
+from app.api.v1.routes.tokens import router as tokens_router
 from app.api.v1.routes.users import router as users_router
 
 v1_router = APIRouter(prefix="/api/v1")
 v1_router.include_router(auth_router)
+v1_router.include_router(tokens_router)
 v1_router.include_router(users_router)
 v1_router.include_router(system_router)
 v1_router.include_router(projects_router)
 v1_router.include_router(images_router)
 v1_router.include_router(instances_router)
+v1_router.include_router(policy_router)
 v1_router.include_router(instance_lifecycle_router)
 v1_router.include_router(instance_logs_router)
 v1_router.include_router(snapshots_router)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
-from app.api.deps import (
-    AdminUser,
-    LoginRateLimit,
-    RefreshRateLimit,
-    SessionDep,
-    SettingsDep,
-    ViewerUser,
-)
+from app.api.access import AdminUser, LoginUser, PasswordLoginUser, access_claims, oauth2_scheme
+from app.api.deps import SessionDep, SettingsDep
+from app.api.limits import LoginRateLimit, RefreshRateLimit
 from app.api.responses import error_responses
 from app.core.security import PASSWORD_MAX_LENGTH
 from app.schemas.auth import (
@@ -153,16 +149,27 @@ async def refresh(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Log out",
-    description="Revoke the given refresh token and every token rotated from the same login. "
-    "The access token lives on until it expires (keep it short: "
-    "`JWT_ACCESS_TOKEN_EXPIRE_MINUTES`); a password change cuts off everything at once. "
-    "Viewer.",
-    responses=error_responses(401, 422, protected=False, lxd=False),
+    description="Revoke the given refresh token and every token rotated from the same login, "
+    "and the access token the request carries (its `jti` is refused until it expires). Other "
+    "logins of the same user keep working; a password change cuts off everything at once. "
+    "Not with an API token (403). Any logged-in user.",
+    responses=error_responses(401, 403, 422, protected=False, lxd=False),
 )
 async def logout(
-    body: LogoutRequest, user: ViewerUser, session: SessionDep, settings: SettingsDep
+    request: Request,
+    body: LogoutRequest,
+    user: PasswordLoginUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Response:
-    await service.logout(session, settings, user_id=user.id, refresh_token=body.refresh_token)
+    await service.logout(
+        session,
+        settings,
+        user_id=user.id,
+        refresh_token=body.refresh_token,
+        access=access_claims(request, token),
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -170,10 +177,11 @@ async def logout(
     "/me",
     response_model=UserPublic,
     summary="Who am I",
-    description="The current user, as the database has it now. Viewer.",
+    description="The current user, as the database has it now (with an API token: the rights "
+    "the token has). Any logged-in user.",
     responses=error_responses(401, protected=False, lxd=False),
 )
-async def me(user: ViewerUser) -> UserPublic:
+async def me(user: LoginUser) -> UserPublic:
     return UserPublic.model_validate(user)
 
 
@@ -183,11 +191,11 @@ async def me(user: ViewerUser) -> UserPublic:
     summary="Change my password",
     description="Needs the current password (400 when wrong; a wrong one counts as a failed "
     "login, and the login limits apply). Every token issued so far, this one included, stops "
-    "working: log in again. Viewer.",
-    responses=error_responses(400, 401, 422, 429, protected=False, lxd=False),
+    "working: log in again. Not with an API token (403). Any logged-in user.",
+    responses=error_responses(400, 401, 403, 422, 429, protected=False, lxd=False),
 )
 async def change_password(
-    body: PasswordChange, user: ViewerUser, session: SessionDep, limit: LoginRateLimit
+    body: PasswordChange, user: PasswordLoginUser, session: SessionDep, limit: LoginRateLimit
 ) -> Response:
     async with limit.attempt(user.username):
         await service.change_password(

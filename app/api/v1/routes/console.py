@@ -8,7 +8,9 @@ import structlog
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.deps import LXDDep, WSOperatorUser
+from app.api.access import WSOperatorUser
+from app.api.deps import LXDDep
+from app.api.sessions import ws_sessions
 from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_NORMAL,
@@ -17,6 +19,7 @@ from app.api.websockets import (
     close_code_for,
     close_socket,
 )
+from app.core.security import Role
 from app.schemas.exec import MAX_TERMINAL_SIZE
 from app.services import console as service
 from app.services import instances as instances_service
@@ -60,23 +63,25 @@ async def console_ws(
     if size is None:
         await close_socket(websocket, CLOSE_BAD_REQUEST, "width and height must be 1-10000")
         return
-    session: service.ConsoleSession | None = None
-    try:
-        await instances_service.get_instance(lxd, name=name, project=project)
-        session = await service.open_console(
-            lxd, name=name, project=project, width=size[0], height=size[1]
-        )
-        log.info("console.attached", instance=name, project=project, user=user.username)
-        lxd_ended = await session.run(WebSocketPeer(websocket))
-    except WebSocketDisconnect:
-        return
-    except AppError as exc:
-        log.warning("console.failed", instance=name, code=exc.code, detail=exc.detail)
-        await close_socket(websocket, close_code_for(exc), exc.detail)
-        return
-    finally:
-        if session is not None:
-            await session.close()
-    log.info("console.detached", instance=name, by="lxd" if lxd_ended else "client")
-    if lxd_ended:
-        await close_socket(websocket, CLOSE_NORMAL, "the console ended")
+    registry = ws_sessions(websocket)
+    async with registry.session(websocket, user=user, min_role=Role.operator, project=project):
+        session: service.ConsoleSession | None = None
+        try:
+            await instances_service.get_instance(lxd, name=name, project=project)
+            session = await service.open_console(
+                lxd, name=name, project=project, width=size[0], height=size[1]
+            )
+            log.info("console.attached", instance=name, project=project, user=user.username)
+            lxd_ended = await session.run(WebSocketPeer(websocket))
+        except WebSocketDisconnect:
+            return
+        except AppError as exc:
+            log.warning("console.failed", instance=name, code=exc.code, detail=exc.detail)
+            await close_socket(websocket, close_code_for(exc), exc.detail)
+            return
+        finally:
+            if session is not None:
+                await session.close()
+        log.info("console.detached", instance=name, by="lxd" if lxd_ended else "client")
+        if lxd_ended:
+            await close_socket(websocket, CLOSE_NORMAL, "the console ended")

@@ -9,15 +9,18 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Query, WebSocket
 
-from app.api.deps import LXDDep, WSViewerUser
+from app.api.access import WSViewerUser, ws_wants_all_projects
+from app.api.deps import LXDDep
+from app.api.sessions import ws_sessions
 from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_LXD_FAILED,
     CLOSE_NOT_FOUND,
     close_socket,
 )
+from app.core.security import Role
 from app.schemas.common import PROJECT_PATTERN
-from app.services.events import EventHub, Subscriber, parse_types
+from app.services.events import ALL_PROJECTS, EventHub, Subscriber, parse_types
 from app.services.exceptions import AppError, LXDNotFound
 from app.services.listing import ensure_project
 
@@ -46,34 +49,40 @@ async def events_ws(
 ) -> None:
     """See the `operations` tag for the protocol."""
     await websocket.accept()
-    project = project or websocket.app.state.settings.DEFAULT_PROJECT
-    try:
-        wanted = parse_types(types)
-    except ValueError as exc:
-        await close_socket(websocket, CLOSE_BAD_REQUEST, str(exc))
-        return
-    if not re.fullmatch(PROJECT_PATTERN, project):
-        await close_socket(websocket, CLOSE_BAD_REQUEST, f"invalid project name {project[:64]!r}")
-        return
-    hub = get_hub(websocket)
-    try:
-        await ensure_project(lxd, project)
-        async with hub.subscribe(project=project, types=wanted) as subscriber:
-            log.info("events.subscribed", project=project, types=wanted, user=user.username)
-            outcome = await _relay(websocket, subscriber)
-    except LXDNotFound as exc:
-        await close_socket(websocket, CLOSE_NOT_FOUND, exc.detail)
-        return
-    except AppError as exc:
-        log.warning("events.failed", code=exc.code, detail=exc.detail)
-        await close_socket(websocket, CLOSE_LXD_FAILED, exc.detail)
-        return
-    if outcome == "slow":
-        log.warning("events.subscriber_cut", project=project, queue=hub.queue_size)
-        reason = f"too slow: more than {hub.queue_size} events waiting"
-        await close_socket(websocket, CLOSE_TRY_AGAIN_LATER, reason, timeout=SLOW_CLOSE_TIMEOUT)
-    elif outcome == "shutdown":
-        await close_socket(websocket, CLOSE_GOING_AWAY, "server shutting down")
+    every = ws_wants_all_projects(websocket)  # checked as a global viewer at the upgrade
+    project = ALL_PROJECTS if every else project or websocket.app.state.settings.DEFAULT_PROJECT
+    registry = ws_sessions(websocket)
+    scope = None if every else project
+    async with registry.session(websocket, user=user, min_role=Role.viewer, project=scope):
+        try:
+            wanted = parse_types(types)
+        except ValueError as exc:
+            await close_socket(websocket, CLOSE_BAD_REQUEST, str(exc))
+            return
+        if not every and not re.fullmatch(PROJECT_PATTERN, project):
+            reason = f"invalid project name {project[:64]!r}"
+            await close_socket(websocket, CLOSE_BAD_REQUEST, reason)
+            return
+        hub = get_hub(websocket)
+        try:
+            if not every:
+                await ensure_project(lxd, project)
+            async with hub.subscribe(project=project, types=wanted) as subscriber:
+                log.info("events.subscribed", project=project, types=wanted, user=user.username)
+                outcome = await _relay(websocket, subscriber)
+        except LXDNotFound as exc:
+            await close_socket(websocket, CLOSE_NOT_FOUND, exc.detail)
+            return
+        except AppError as exc:
+            log.warning("events.failed", code=exc.code, detail=exc.detail)
+            await close_socket(websocket, CLOSE_LXD_FAILED, exc.detail)
+            return
+        if outcome == "slow":
+            log.warning("events.subscriber_cut", project=project, queue=hub.queue_size)
+            reason = f"too slow: more than {hub.queue_size} events waiting"
+            await close_socket(websocket, CLOSE_TRY_AGAIN_LATER, reason, timeout=SLOW_CLOSE_TIMEOUT)
+        elif outcome == "shutdown":
+            await close_socket(websocket, CLOSE_GOING_AWAY, "server shutting down")
 
 
 async def _relay(websocket: WebSocket, subscriber: Subscriber) -> str:

@@ -13,8 +13,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.deps import LXDDep, OperatorUser, ProjectDep, WSOperatorUser
+from app.api.access import OperatorUser, WSOperatorUser
+from app.api.deps import LXDDep, ProjectDep
 from app.api.responses import ACCEPTED_RESPONSES, error_responses
+from app.api.sessions import ws_sessions
 from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_NORMAL,
@@ -23,6 +25,7 @@ from app.api.websockets import (
     close_code_for,
     close_socket,
 )
+from app.core.security import Role
 from app.schemas.common import InstanceName
 from app.schemas.exec import ExecRequest, ExecResult, ExecStart
 from app.services import exec as service
@@ -103,28 +106,30 @@ async def exec_ws(
         await close_socket(websocket, CLOSE_BAD_REQUEST, target)
         return
     name, project = target
-    session: service.ExecSession | None = None
-    try:
-        await instances_service.get_instance(lxd, name=name, project=project)
-        start = await _start_frame(websocket)
-        if isinstance(start, str):
-            await close_socket(websocket, CLOSE_BAD_REQUEST, start)
+    registry = ws_sessions(websocket)
+    async with registry.session(websocket, user=user, min_role=Role.operator, project=project):
+        session: service.ExecSession | None = None
+        try:
+            await instances_service.get_instance(lxd, name=name, project=project)
+            start = await _start_frame(websocket)
+            if isinstance(start, str):
+                await close_socket(websocket, CLOSE_BAD_REQUEST, start)
+                return
+            session = await service.open_exec(lxd, name=name, project=project, start=start)
+            log.info("exec.started", instance=name, project=project, user=user.username)
+            code = await session.run(WebSocketPeer(websocket))
+        except WebSocketDisconnect:
             return
-        session = await service.open_exec(lxd, name=name, project=project, start=start)
-        log.info("exec.started", instance=name, project=project, user=user.username)
-        code = await session.run(WebSocketPeer(websocket))
-    except WebSocketDisconnect:
-        return
-    except AppError as exc:
-        log.warning("exec.failed", instance=name, code=exc.code, detail=exc.detail)
-        await close_socket(websocket, close_code_for(exc), exc.detail)
-        return
-    finally:
-        if session is not None:
-            await session.close()
-    if code is None:
-        log.info("exec.client_left", instance=name)
-        return
-    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-        await websocket.send_text(json.dumps({"type": "exit", "return_code": code}))
-    await close_socket(websocket, CLOSE_NORMAL)
+        except AppError as exc:
+            log.warning("exec.failed", instance=name, code=exc.code, detail=exc.detail)
+            await close_socket(websocket, close_code_for(exc), exc.detail)
+            return
+        finally:
+            if session is not None:
+                await session.close()
+        if code is None:
+            log.info("exec.client_left", instance=name)
+            return
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await websocket.send_text(json.dumps({"type": "exit", "return_code": code}))
+        await close_socket(websocket, CLOSE_NORMAL)

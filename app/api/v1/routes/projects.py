@@ -7,9 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AdminUser, ListParams, LXDDep, ViewerRead, WaitParams
+from app.api.access import AdminUser, LoginUser, PathProjectViewer
+from app.api.deps import ListParams, LXDDep, SessionDep, WaitParams
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, IfMatch, error_responses, with_etag
+from app.auth import access
+from app.db import crud
 from app.schemas.common import PROJECT_PATTERN, OperationRef, Page
 from app.schemas.projects import (
     ProjectCreate,
@@ -33,14 +36,17 @@ ProjectPath = Annotated[
     response_model=Page[ProjectPublic | str],
     summary="List projects",
     description="`GET /1.0/projects` (`recursion=1` unless `expand=false`, which lists names). "
-    "Paged here with `limit`/`offset`. Role: viewer. Synchronous.",
+    "Paged here with `limit`/`offset`. Only the projects the caller has a role in (a user "
+    "whose global role is `none` sees its bound projects). Role: any logged-in user. "
+    "Synchronous.",
     responses=error_responses(400),
 )
-async def list_projects(lxd: LXDDep, params: ListParams, _: ViewerRead) -> dict[str, object]:
-    return await service.list_projects(
-        lxd,
-        query=params,
-    )
+async def list_projects(lxd: LXDDep, params: ListParams, user: LoginUser) -> dict[str, object]:
+    def seen(name: str) -> bool:
+        return access.sees(user, name)
+
+    keep = None if access.sees_every_project(user) else seen
+    return await service.list_projects(lxd, query=params, keep=keep)
 
 
 @router.post(
@@ -69,11 +75,12 @@ async def create_project(
     response_model=ProjectPublic,
     summary="Get a project",
     description="`GET /1.0/projects/{project}`; the `ETag` header is what `If-Match` takes on "
-    "PUT/PATCH. Role: viewer. Synchronous.",
+    "PUT/PATCH. Role: viewer in that project (404 for a project the caller has no role in). "
+    "Synchronous.",
     responses=error_responses(404),
 )
 async def get_project(
-    project: ProjectPath, lxd: LXDDep, response: Response, _: ViewerRead
+    project: ProjectPath, lxd: LXDDep, response: Response, _: PathProjectViewer
 ) -> dict[str, object]:
     data, etag = await service.get_project(lxd, name=project)
     with_etag(response, etag)
@@ -85,10 +92,12 @@ async def get_project(
     response_model=ProjectState,
     summary="Get a project's resource usage",
     description="`GET /1.0/projects/{project}/state`: usage against each limit (`-1`: none). "
-    "Role: viewer. Synchronous.",
+    "Role: viewer in that project. Synchronous.",
     responses=error_responses(404),
 )
-async def get_project_state(project: ProjectPath, lxd: LXDDep, _: ViewerRead) -> dict[str, object]:
+async def get_project_state(
+    project: ProjectPath, lxd: LXDDep, _: PathProjectViewer
+) -> dict[str, object]:
     return await service.get_project_state(lxd, name=project)
 
 
@@ -149,13 +158,22 @@ async def patch_project(
     description="`POST /1.0/projects/{project}` `{name}`: an LXD operation (202 + reference; "
     "`?wait=true` answers 200 with the finished operation). Only an empty project can be "
     "renamed (409 otherwise, naming what uses it); the default project never (409); a taken "
-    "name is a 409. Role: admin. Asynchronous.",
+    "name is a 409. Users bound to the project keep their role under the new name. Role: "
+    "admin. Asynchronous.",
     responses=ASYNC_RESPONSES | error_responses(404, 409),
 )
 async def rename_project(
-    project: ProjectPath, body: ProjectRename, lxd: LXDDep, wait: WaitParams, user: AdminUser
+    project: ProjectPath,
+    body: ProjectRename,
+    lxd: LXDDep,
+    wait: WaitParams,
+    session: SessionDep,
+    user: AdminUser,
 ) -> JSONResponse:
     started = await service.rename_project(lxd, name=project, new_name=body.name)
+    # Only an empty project is renamed (checked above): the operation is quick and certain.
+    await crud.rename_project_bindings(session, project, body.name)
+    await session.commit()
     return await operation_answer(lxd, started, wait)
 
 
@@ -165,10 +183,14 @@ async def rename_project(
     response_class=Response,
     summary="Delete a project",
     description="`DELETE /1.0/projects/{project}`. Only an empty project can be deleted (409 "
-    "otherwise, naming what uses it); the default project never (409). Role: admin. "
-    "Synchronous.",
+    "otherwise, naming what uses it); the default project never (409). The users' roles in "
+    "it go with it. Role: admin. Synchronous.",
     responses=error_responses(404, 409),
 )
-async def delete_project(project: ProjectPath, lxd: LXDDep, user: AdminUser) -> Response:
+async def delete_project(
+    project: ProjectPath, lxd: LXDDep, session: SessionDep, user: AdminUser
+) -> Response:
     await service.delete_project(lxd, name=project)
+    await crud.drop_project_bindings(session, project)
+    await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

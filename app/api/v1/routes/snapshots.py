@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
+from app.api.access import OperatorUser, ViewerRead
+from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
 from app.api.operations import operation_answer
-from app.api.responses import ASYNC_RESPONSES, LXDJSONResponse, error_responses
+from app.api.responses import ASYNC_RESPONSES, POLICY_RESPONSES, LXDJSONResponse, error_responses
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.schemas.snapshots import SnapshotCreate, SnapshotPublic, SnapshotRestore, SnapshotUpdate
+from app.services import policy
 from app.services import snapshots as service
+from app.services.exceptions import LXDNotFound
 
 router = APIRouter(prefix="/instances/{name}/snapshots", tags=["snapshots"])
 
@@ -141,8 +145,10 @@ async def delete_snapshot(
     summary="Restore a snapshot",
     description="`PUT /1.0/instances/{name}` `{restore: snapshot, stateful}` (async): the "
     "instance's filesystem and configuration go back to the snapshot; files written since are "
-    "gone. An unknown snapshot is a 404. Role: operator.",
-    responses={**ASYNC_RESPONSES, **error_responses(400, 404)},
+    "gone. An unknown snapshot is a 404. Below admin, the operator policy checks the config "
+    "and devices the snapshot would bring back (403 `policy_violation`, fields "
+    "`snapshot.config.*`/`snapshot.devices.*`). Role: operator.",
+    responses={**ASYNC_RESPONSES, **error_responses(400, 404), **POLICY_RESPONSES},
 )
 async def restore_snapshot(
     name: InstanceName,
@@ -150,9 +156,15 @@ async def restore_snapshot(
     lxd: LXDDep,
     project: ProjectDep,
     wait: WaitParams,
+    settings: SettingsDep,
     user: OperatorUser,
     body: SnapshotRestore | None = None,
 ) -> JSONResponse:
+    # No such snapshot: nothing to restore, and the restore below answers the 404 in its words.
+    with contextlib.suppress(LXDNotFound):
+        await policy.enforce_snapshot_restore(
+            lxd, settings=settings, user=user, project=project, instance=name, snapshot=snapshot
+        )
     response = await service.restore_snapshot(
         lxd,
         name=name,

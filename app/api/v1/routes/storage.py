@@ -9,7 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerRead
+from app.api.access import AdminUser, GlobalViewerRead
+from app.api.deps import ListParams, LXDDep, ProjectDep
 from app.api.responses import IfMatch, error_responses, location, with_etag
 from app.schemas.common import Page, PoolName
 from app.schemas.storage import PoolCreate, PoolPatch, PoolPublic, PoolUpdate
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/storage/pools", tags=["storage"])
     responses=error_responses(404),
 )
 async def list_pools(
-    lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
+    lxd: LXDDep, project: ProjectDep, params: ListParams, _: GlobalViewerRead
 ) -> dict[str, Any]:
     return await service.list_pools(
         lxd,
@@ -65,7 +66,7 @@ async def create_pool(
     responses=error_responses(404),
 )
 async def get_pool(
-    pool: PoolName, lxd: LXDDep, project: ProjectDep, response: Response, _: ViewerRead
+    pool: PoolName, lxd: LXDDep, project: ProjectDep, response: Response, _: GlobalViewerRead
 ) -> dict[str, Any]:
     data, etag = await service.get_pool(lxd, project=project, pool=pool)
     with_etag(response, etag)

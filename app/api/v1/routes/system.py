@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import LXDDep, ViewerRead
+from app.api.access import GlobalViewerRead
+from app.api.deps import LXDDep
 from app.api.health import LXDHealth, lxd_health
 from app.api.responses import error_responses
 from app.schemas.system import SystemInfo
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/system", tags=["system"])
     "on: never LXD's certificate, keys, addresses or server config. Viewer.",
     responses=error_responses(),
 )
-async def system_info(_: ViewerRead, lxd: LXDDep) -> SystemInfo:
+async def system_info(_: GlobalViewerRead, lxd: LXDDep) -> SystemInfo:
     server = await system_service.server_info(lxd)
     return SystemInfo.from_lxd(server, connection_mode=str(lxd.mode))
 
@@ -39,7 +40,7 @@ async def system_info(_: ViewerRead, lxd: LXDDep) -> SystemInfo:
         503: {"model": LXDHealth, "description": "LXD is down"},
     },
 )
-async def system_health(_: ViewerRead, lxd: LXDDep) -> JSONResponse:
+async def system_health(_: GlobalViewerRead, lxd: LXDDep) -> JSONResponse:
     state = await lxd_health(lxd)
     return JSONResponse(
         state.model_dump(exclude_none=True), status_code=200 if state.status == "ok" else 503

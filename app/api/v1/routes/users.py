@@ -6,17 +6,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.deps import AdminUser, PageLimit, PageOffset, SessionDep
+from app.api.access import AdminUser
+from app.api.deps import LXDDep, PageLimit, PageOffset, SessionDep
 from app.api.responses import error_responses
-from app.core.security import USERNAME_PATTERN
-from app.schemas.common import Page
-from app.schemas.users import UserPublic, UserUpdate
+from app.core.security import USERNAME_PATTERN, Role
+from app.schemas.common import PROJECT_PATTERN, Page
+from app.schemas.users import ProjectRoleSet, UserPublic, UserUpdate
 from app.services import auth as service
+from app.services.listing import ensure_project
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 UsernamePath = Annotated[
     str, Path(pattern=USERNAME_PATTERN, description="Username (any case)", examples=["alice"])
+]
+ProjectPath = Annotated[
+    str, Path(pattern=PROJECT_PATTERN, description="LXD project name", examples=["tenant-a"])
 ]
 
 
@@ -82,4 +87,46 @@ async def update_user(
 )
 async def delete_user(username: UsernamePath, _: AdminUser, session: SessionDep) -> Response:
     await service.delete_user(session, username=username)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/{username}/projects/{project}",
+    response_model=UserPublic,
+    summary="Give a user a role in one project",
+    description='`{"role": "viewer"|"operator"}`: the user\'s role in that LXD project '
+    "(404 if LXD has no such project). A caller's role in a project is the higher of its "
+    "global role and this one; with the global role `none` the user sees only its bound "
+    "projects. Takes effect at the user's next request (its tokens stay valid). Admin is "
+    "global only. Answers the user. Admin.",
+    responses=error_responses(404, 422),
+)
+async def set_project_role(
+    username: UsernamePath,
+    project: ProjectPath,
+    body: ProjectRoleSet,
+    lxd: LXDDep,
+    _: AdminUser,
+    session: SessionDep,
+) -> UserPublic:
+    await service.get_user(session, username)  # a missing user is a 404 before LXD is asked
+    await ensure_project(lxd, project)
+    user = await service.set_project_role(
+        session, username=username, project=project, role=Role(body.role)
+    )
+    return UserPublic.model_validate(user)
+
+
+@router.delete(
+    "/{username}/projects/{project}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a user's role in one project",
+    description="Takes effect at the user's next request; open WebSocket sessions in that "
+    "project end. 404 when the user has no role there. Admin.",
+    responses=error_responses(404, 422, lxd=False),
+)
+async def remove_project_role(
+    username: UsernamePath, project: ProjectPath, _: AdminUser, session: SessionDep
+) -> Response:
+    await service.remove_project_role(session, username=username, project=project)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

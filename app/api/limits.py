@@ -1,0 +1,87 @@
+"""The rate limits of the auth routes, as dependencies: `LoginRateLimit` (login, the token form
+and a password change) and `RefreshRateLimit`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+
+from app.core.config import Settings
+from app.core.ratelimit import LoginLimits, RateLimiter, TrustedProxies, client_ip
+from app.db.crud import username_key
+from app.services.auth import InvalidCredentialsError, RateLimitedError, WrongPasswordError
+
+log = structlog.get_logger(__name__)
+
+
+def _client_ip(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    peer = request.client.host if request.client else None
+    return client_ip(peer, request.headers, TrustedProxies(settings.FORWARDED_ALLOW_IPS))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGuard:
+    """Holds a password check (login, password change) to the login limits: failures per
+    address, per (username, address) and per username; successes per address. Refused before
+    the password is hashed; the outcome is counted once the service has decided it."""
+
+    limiter: RateLimiter
+    rules: LoginLimits
+    ip: str
+
+    @asynccontextmanager
+    async def attempt(self, username: str) -> AsyncIterator[None]:
+        attempt = await self.limiter.admit_login(
+            self.rules, ip=self.ip, user=username_key(username)
+        )
+        if not attempt.decision.allowed:
+            log.info("auth.rate_limited", scope="login", by=attempt.decision.by)
+            raise RateLimitedError(attempt.decision.retry_after)
+        try:
+            yield
+        except (InvalidCredentialsError, WrongPasswordError):
+            await attempt.failed()
+            raise
+        except BaseException:
+            await attempt.abandoned()
+            raise
+        await attempt.succeeded()
+
+
+@cache
+def _login_limits(pair: str, ip: str, user: str, successes: str) -> LoginLimits:
+    return LoginLimits.parse(
+        user_ip_failures=pair, ip_failures=ip, user_failures=user, successes=successes
+    )
+
+
+async def login_rate_limit(request: Request) -> LoginGuard:
+    settings: Settings = request.app.state.settings
+    rules = _login_limits(
+        settings.RATE_LIMIT_LOGIN,
+        settings.RATE_LIMIT_LOGIN_IP,
+        settings.RATE_LIMIT_LOGIN_USER,
+        settings.RATE_LIMIT_LOGIN_SUCCESS,
+    )
+    return LoginGuard(limiter=request.app.state.rate_limiter, rules=rules, ip=_client_ip(request))
+
+
+async def refresh_rate_limit(request: Request) -> None:
+    """Refresh attempts per client address (`RATE_LIMIT_REFRESH`)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    item = RateLimiter.parse(request.app.state.settings.RATE_LIMIT_REFRESH)
+    decision = await limiter.hit(item, "refresh", "ip", _client_ip(request))
+    if not decision.allowed:
+        log.info("auth.rate_limited", scope="refresh", by="ip")
+        raise RateLimitedError(decision.retry_after)
+
+
+LoginRateLimit = Annotated[LoginGuard, Depends(login_rate_limit)]
+RefreshRateLimit = Annotated[None, Depends(refresh_rate_limit)]
