@@ -17,6 +17,7 @@ from app.api import health
 from app.api.docs import install_docs
 from app.api.sessions import SessionRegistry
 from app.api.v1.api import v1_router
+from app.audit import AuditMiddleware, open_log
 from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import APP_VERSION, Settings, get_settings
 from app.core.errors import install_error_handlers
@@ -62,6 +63,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db_engine, max_per_user=settings.WS_MAX_SESSIONS_PER_USER
     )
     app.state.ws_sessions.start()
+    # The audit log's one writer per process (a queue and a task; app.audit.appender).
+    app.state.audit_log = open_log(settings, app.state.db_engine)
     log.info(
         "app.started",
         version=APP_VERSION,
@@ -78,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await app.state.ws_sessions.close()
         await app.state.event_hub.close()
+        await app.state.audit_log.close()  # writes what is still queued
         await app.state.lxd.close()
         await app.state.rate_limiter.close()
         await app.state.db_engine.dispose()
@@ -127,6 +131,8 @@ def create_app(
         expose_headers=[REQUEST_ID_HEADER, "ETag", "Retry-After", "Content-Disposition"],
     )
     app.add_middleware(RawPathGuardMiddleware)
+    # Outside the guard and the body limit (their 422/413 are audited), inside the request ID.
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(
         CorrelationIdMiddleware,

@@ -155,6 +155,10 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("GET", f"{OPERATION}/wait"): VIEWER,
     ("DELETE", OPERATION): OPERATOR,
     ("WS", f"{V1}/operations/ws"): VIEWER,
+    # --- audit log ---
+    ("GET", f"{V1}/audit"): ADMIN,
+    ("GET", f"{V1}/audit/export"): ADMIN,
+    ("GET", f"{V1}/audit/verify"): ADMIN,
     # --- system ---
     ("GET", f"{V1}/system/info"): VIEWER,
     ("GET", f"{V1}/system/health"): VIEWER,

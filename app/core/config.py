@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # Open exec, console and event sockets per user and replica; over it: close 4429.
     WS_MAX_SESSIONS_PER_USER: Annotated[int, Field(gt=0)] = 16
 
+    # --- Audit log (README "Audit log") ------------------------------------------------------
+    # Days to keep audit entries; 0 keeps everything. Pruning keeps the chain verifiable.
+    AUDIT_RETENTION_DAYS: Annotated[int, Field(ge=0, le=36500)] = 0
+
     @field_validator(
         "RATE_LIMIT_LOGIN",
         "RATE_LIMIT_LOGIN_IP",

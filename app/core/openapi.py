@@ -168,4 +168,17 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "What the console shows depends on the instance: a container without a getty on its "
         "console may print nothing until it boots or logs something.",
     },
+    {
+        "name": "audit",
+        "description": "The audit log (admin): one entry for every request that is not "
+        "GET/HEAD/OPTIONS (refused ones too), every login and WebSocket session: who "
+        "(`actor`, `token_id`), from where (`client_ip`, `request_id`), what (`method`, `path` "
+        "without its query, `project`, `target` such as `instances/web1`), and how it ended "
+        "(`status`, `operation_id`, `duration_ms`, the error `code` in `detail`). Never a "
+        "password, a token, a query string or a body. Tamper-evident: each entry's `hash` is "
+        "SHA-256 over the previous entry's hash and its canonical JSON; `GET /audit/verify` "
+        "checks the chain and names the first entry that does not hold. `GET /audit/export` "
+        "streams JSON lines or CSV. `AUDIT_RETENTION_DAYS` prunes old entries and keeps the "
+        "chain verifiable (an anchor holds the last pruned hash).",
+    },
 ]

@@ -39,6 +39,7 @@ class OperationPublic(LXDObject):
                     "may_cancel": False,
                     "err": "",
                     "location": "none",
+                    "requested_by": "alice",
                 }
             ]
         },
@@ -57,6 +58,11 @@ class OperationPublic(LXDObject):
     )
     may_cancel: bool = False
     err: str = Field(default="", description="Why the operation failed, if it did")
+    requested_by: str | None = Field(
+        default=None,
+        description="Who started it through this API (from the audit log); null for operations "
+        "started elsewhere (`lxc`, another client of LXD)",
+    )
 
 
 class OperationPage(Page[OperationPublic | str]):

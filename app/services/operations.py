@@ -4,13 +4,16 @@ Every operation leaves here through `public_operation()`: LXD keeps the websocke
 (`metadata.fds`) of exec and console operations in the operation itself, also after it ended
 (whoever holds them can attach to the command), and a token operation's `metadata.secret`
 (an image download secret, or a trust token that makes its holder an LXD client).
+
+`requested_by` (who started an operation through this API; LXD does not say) is filled in by
+a lookup the caller passes (the audit log's), for the operations shown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -31,14 +34,19 @@ STATUS_GROUPS = ("running", "success", "failure", "cancelled")
 # LXD fails a websocket operation whose sockets are not all connected within 5 s of its start.
 SOCKET_CONNECT_DEADLINE = 5.0
 
+# operation ids -> the username that started each (those it knows).
+RequestedBy = Callable[[Iterable[str]], Awaitable[Mapping[str, str]]]
+
 
 async def list_operations(
     lxd: LXDClient,
     *,
     project: str,
     query: ListQuery,
+    requested_by: RequestedBy | None = None,
 ) -> dict[str, Any]:
-    """The operations of `project`, flattened from LXD's per-status groups into one page."""
+    """The operations of `project`, flattened from LXD's per-status groups into one page
+    (full objects carry `requested_by` when a lookup is given)."""
     response = await lxd.get(
         lxd_path("operations"), project=project, params={"recursion": 1 if query.expand else 0}
     )
@@ -54,7 +62,20 @@ async def list_operations(
                 items.append(str(entry).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
     if not items and project:
         await ensure_project(lxd, project)
-    return paginate(items, limit=query.limit, offset=query.offset)
+    page = paginate(items, limit=query.limit, offset=query.offset)
+    if requested_by is not None and query.expand:
+        page["items"] = await with_requested_by(page["items"], requested_by)
+    return page
+
+
+async def with_requested_by(operations: list[Any], lookup: RequestedBy) -> list[Any]:
+    """`operations` (LXD objects) with `requested_by`: a username, or None."""
+    ids = [str(op["id"]) for op in operations if isinstance(op, dict) and op.get("id")]
+    known = await lookup(ids) if ids else {}
+    return [
+        {**op, "requested_by": known.get(str(op.get("id")))} if isinstance(op, dict) else op
+        for op in operations
+    ]
 
 
 async def operation_ids(lxd: LXDClient, *, project: str) -> set[str]:
@@ -70,16 +91,28 @@ def operation_not_found(operation_id: str) -> LXDNotFound:
     return LXDNotFound(f"Operation {operation_id} not found ({OPERATION_RETENTION_HINT})")
 
 
-async def fetch_operation(lxd: LXDClient, operation_id: str) -> dict[str, Any]:
+async def fetch_operation(
+    lxd: LXDClient, operation_id: str, *, requested_by: RequestedBy | None = None
+) -> dict[str, Any]:
     """One operation, without secrets; 404 that says finished operations expire."""
-    return dict(public_operation(await get_operation(lxd, operation_id)))
+    operation = dict(public_operation(await get_operation(lxd, operation_id)))
+    if requested_by is None:
+        return operation
+    return dict((await with_requested_by([operation], requested_by))[0])
 
 
 async def wait_for_operation(
-    lxd: LXDClient, operation_id: str, *, timeout: float
+    lxd: LXDClient,
+    operation_id: str,
+    *,
+    timeout: float,
+    requested_by: RequestedBy | None = None,
 ) -> dict[str, Any]:
     """The operation once it finished, or as it is when `timeout` passed (still Running)."""
-    return dict(public_operation(await wait_operation(lxd, operation_id, timeout=timeout)))
+    operation = dict(public_operation(await wait_operation(lxd, operation_id, timeout=timeout)))
+    if requested_by is None:
+        return operation
+    return dict((await with_requested_by([operation], requested_by))[0])
 
 
 async def cancel_operation(lxd: LXDClient, operation_id: str) -> None:

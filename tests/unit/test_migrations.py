@@ -33,6 +33,8 @@ APP_TABLES = {
     "refresh_tokens",
     "revoked_access_tokens",
     "api_tokens",
+    "audit_log",
+    "audit_anchor",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.v1.routes.audit import router as audit_router
 from app.api.v1.routes.auth import router as auth_router
 from app.api.v1.routes.backups import router as backups_router
 from app.api.v1.routes.console import router as console_router
@@ -44,3 +45,4 @@ v1_router.include_router(operations_router)
 v1_router.include_router(events_router)
 v1_router.include_router(exec_router)
 v1_router.include_router(console_router)
+v1_router.include_router(audit_router)

@@ -47,8 +47,13 @@ def _pair(pair: service.TokenPair) -> TokenPair:
     responses=error_responses(401, 422, 429, protected=False, lxd=False),
 )
 async def login(
-    body: LoginRequest, session: SessionDep, settings: SettingsDep, limit: LoginRateLimit
+    request: Request,
+    body: LoginRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: LoginRateLimit,
 ) -> TokenPair:
+    request.state.audit_username = body.username  # the audit entry's actor
     async with limit.attempt(body.username):
         pair = await service.login(
             session, settings, username=body.username, password=body.password
@@ -121,6 +126,7 @@ async def token(
         raise HTTPException(422, "Form fields `username` and `password` are required") from None
     if form.get("grant_type", "password") != "password":
         raise HTTPException(422, "Only grant_type=password is supported")
+    request.state.audit_username = credentials.username  # the audit entry's actor
     async with limit.attempt(credentials.username):
         pair = await service.login(
             session, settings, username=credentials.username, password=credentials.password

@@ -1,10 +1,12 @@
-"""LXD background operations: list, get, wait, cancel. No answer carries websocket secrets."""
+"""LXD background operations: list, get, wait, cancel. No answer carries websocket secrets;
+every operation carries `requested_by` (who started it through this API, from the audit log)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from starlette.requests import HTTPConnection
 
 from app.api.access import CurrentUser, Scope, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep
@@ -56,12 +58,20 @@ class OperationRequirement:
         return f"operation_role({self.min_role})"
 
 
+async def get_requested_by(connection: HTTPConnection) -> service.RequestedBy:
+    """The audit log's lookup: operation id -> the username that started it."""
+    lookup: service.RequestedBy = connection.app.state.audit_log.requested_by
+    return lookup
+
+
+RequestedByDep = Annotated[service.RequestedBy, Depends(get_requested_by)]
 OperationViewer = Annotated[User, Depends(OperationRequirement(Role.viewer))]
 OperationOperator = Annotated[User, Depends(OperationRequirement(Role.operator))]
 
 _EXPIRY = (
     "LXD forgets a finished operation a few seconds after it ends; after that it is a 404 that "
-    "says so. Websocket secrets (`metadata.fds`) and token secrets are never shown."
+    "says so. Websocket secrets (`metadata.fds`) and token secrets are never shown. "
+    "`requested_by`: the user who started it through this API (null if started elsewhere)."
 )
 
 
@@ -77,9 +87,9 @@ _EXPIRY = (
     responses=error_responses(404),
 )
 async def list_operations(
-    lxd: LXDDep, project: ProjectDep, page: ListParams, _: ViewerRead
+    lxd: LXDDep, project: ProjectDep, page: ListParams, _: ViewerRead, who: RequestedByDep
 ) -> dict[str, Any]:
-    return await service.list_operations(lxd, project=project, query=page)
+    return await service.list_operations(lxd, project=project, query=page, requested_by=who)
 
 
 @router.get(
@@ -90,8 +100,10 @@ async def list_operations(
     "Role: viewer in the operation's project (404 for another project's).",
     responses=error_responses(404),
 )
-async def get_operation(operation_id: OperationId, lxd: LXDDep, _: OperationViewer) -> Any:
-    return await service.fetch_operation(lxd, operation_id)
+async def get_operation(
+    operation_id: OperationId, lxd: LXDDep, _: OperationViewer, who: RequestedByDep
+) -> Any:
+    return await service.fetch_operation(lxd, operation_id, requested_by=who)
 
 
 @router.get(
@@ -108,11 +120,12 @@ async def wait_operation(
     operation_id: OperationId,
     lxd: LXDDep,
     _: OperationViewer,
+    who: RequestedByDep,
     timeout: Annotated[
         int, Query(ge=0, le=3600, description="Seconds to wait at most (0: answer at once)")
     ] = 30,
 ) -> Any:
-    return await service.wait_for_operation(lxd, operation_id, timeout=timeout)
+    return await service.wait_for_operation(lxd, operation_id, timeout=timeout, requested_by=who)
 
 
 @router.delete(
