@@ -27,6 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2Pas
 from starlette.requests import HTTPConnection
 
 from app.api.deps import ProjectDep
+from app.api.websockets import CLOSE_NOT_FOUND
 from app.auth import access
 from app.core.config import Settings
 from app.core.security import (
@@ -48,7 +49,6 @@ from app.services.exceptions import LXDNotFound
 
 UserT = TypeVar("UserT", User, Standing)
 Scope = Literal["project", "global"]
-WS_CLOSE_NOT_FOUND = 4404
 
 # Swagger's "Authorize" button: the OAuth2 password flow posts a form to /auth/token and sends
 # the access token it gets back as `Authorization: Bearer ...`.
@@ -366,7 +366,7 @@ class WSRoleRequirement:
         try:
             require(user, self.min_role, self.scope, project)
         except LXDNotFound as exc:
-            raise WebSocketAuthError(WS_CLOSE_NOT_FOUND, exc.detail) from None
+            raise WebSocketAuthError(CLOSE_NOT_FOUND, exc.detail) from None
         except PermissionDeniedError as exc:
             raise WebSocketAuthError(WS_CLOSE_FORBIDDEN, exc.detail) from None
         return user

@@ -84,6 +84,22 @@ async def delete_instance(raw: httpx.AsyncClient, name: str, project: str = "def
         await lxd_wait(raw, reply)
 
 
+async def close_code(ws: Any, timeout: float = 10) -> int | None:
+    """Read (and drop) frames of a `websockets` client socket until the server closes it; its
+    close code. Longer than `timeout` seconds: TimeoutError."""
+    import asyncio
+
+    from websockets.exceptions import ConnectionClosed
+
+    async with asyncio.timeout(timeout):
+        try:
+            async for _ in ws:
+                pass
+        except ConnectionClosed:
+            pass
+    return int(ws.close_code) if ws.close_code is not None else None
+
+
 @pytest.fixture
 async def names(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
     """Names of instances a test creates (through the API, or by mistake); deleted afterwards

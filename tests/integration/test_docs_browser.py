@@ -102,7 +102,9 @@ async def test_swagger_ui_renders_offline_and_authorize_logs_in(
     modal = page.locator(".modal-ux")
     await modal.locator("#oauth_username").fill("test-viewer")
     await modal.locator("#oauth_password").fill(TEST_USER_PASSWORD)
-    await modal.locator("button.authorize").click()
+    # Two schemes are offered (OAuth2 password and BearerToken for API tokens): the first.
+    assert await modal.locator("button.authorize").count() == 2
+    await modal.get_by_role("button", name="Apply given OAuth2 credentials").click()
     await modal.locator("button", has_text="Logout").wait_for(timeout=15_000)
     await modal.locator("button.btn-done, button.close-modal").first.click()
 

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from app.core.security import create_token
 from app.db import crud
+from tests.integration.conftest import close_code
 
 pytestmark = pytest.mark.integration
 
@@ -80,17 +80,6 @@ async def exec_shell(live_url: str, instance: str, token: str) -> ClientConnecti
 
 async def events(live_url: str, token: str) -> ClientConnection:
     return await open_ws(f"{live_url}/api/v1/operations/ws?token={token}&type=lifecycle")
-
-
-async def close_code(ws: ClientConnection, timeout: float = 10) -> int | None:
-    """Read (and drop) frames until the server closes; its close code."""
-    async with asyncio.timeout(timeout):
-        try:
-            async for _ in ws:
-                pass
-        except ConnectionClosed:
-            pass
-    return ws.close_code
 
 
 async def refused_with(url: str) -> int | None:
