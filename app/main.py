@@ -17,6 +17,7 @@ from app.api import health
 from app.api.docs import install_docs
 from app.api.sessions import SessionRegistry
 from app.api.v1.api import v1_router
+from app.api.websockets import refuse_upgrade
 from app.audit import AuditMiddleware, open_log
 from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import APP_VERSION, Settings, get_settings
@@ -25,6 +26,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import RawPathGuardMiddleware, RequestLogMiddleware
 from app.core.openapi import DESCRIPTION, OPENAPI_TAGS
 from app.core.ratelimit import RateLimiter
+from app.core.security import WebSocketAuthError
 from app.db.migrations import upgrade_to_head
 from app.db.seed import seed_admin
 from app.db.session import make_engine, make_sessionmaker
@@ -113,6 +115,7 @@ def create_app(
     app.state.settings = settings
     app.state.lxd_transport = lxd_transport
     install_error_handlers(app)
+    app.add_exception_handler(WebSocketAuthError, refuse_upgrade)
 
     # Innermost of ours (added first): a 413 still gets CORS headers, the request ID and its
     # log line, and comes before any route, dependency (auth) or body parser.

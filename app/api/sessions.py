@@ -13,27 +13,44 @@ Ending a session means closing our client socket with that code. The routes tear
 LXD side the way they do when the client leaves (the exec'd command is killed, the console
 detached, the event subscription dropped): the server delivers the disconnect to the route's
 `receive()`. Should a route still run `CANCEL_GRACE` seconds later, its work is cancelled.
+
+Every session is in the audit log (API.md, "Audit log"; method "WS"): once its work started
+in LXD (`WSSession.opened()`: status 101, the exec command, `console WxH` or the event types,
+and LXD's operation), or, if it never got that far, with the code it was closed with (4400,
+4404, 1011, 1000 when the client left first). A session the registry ends gets a second
+entry: its close code (4401, 4403, 4404) and how long it lasted. Refusals at the upgrade
+(4401, 4403, 4404, 4429) are recorded by the WebSocket auth error handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from fastapi import WebSocket
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import audit
 from app.api.access import require
-from app.api.websockets import CLOSE_NOT_FOUND, CLOSE_TOO_MANY_SESSIONS, close_socket
+from app.api.websockets import (
+    CLOSE_NORMAL,
+    CLOSE_NOT_FOUND,
+    CLOSE_TOO_MANY_SESSIONS,
+    close_socket,
+    closed_with,
+)
 from app.auth import access
 from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, WebSocketAuthError
 from app.db.api_tokens import TokenGrant, get_grant
 from app.db.crud import Standing, get_standing
 from app.db.models import User
 from app.services.auth import PermissionDeniedError
+from app.services.events import ALL_PROJECTS
 from app.services.exceptions import LXDNotFound
 
 log = structlog.get_logger(__name__)
@@ -77,14 +94,11 @@ def close_code_for_standing(
     if standing is None or not standing.is_active:
         return WS_CLOSE_UNAUTHORIZED
     member: access.Member = standing
-    if grant is False:
-        if standing.token_version != token_version:
-            return WS_CLOSE_UNAUTHORIZED
-    elif grant is None:
-        return WS_CLOSE_UNAUTHORIZED
-    else:
+    if isinstance(grant, TokenGrant):
         role, projects = access.token_rights(standing, grant.role, grant.projects)
         member = _Rights(role.value, projects)
+    elif grant is None or standing.token_version != token_version:
+        return WS_CLOSE_UNAUTHORIZED
     try:
         require(member, min_role, "project" if project else "global", project)
     except LXDNotFound:
@@ -107,8 +121,38 @@ class WSSession:
     path: str
     token_id: str | None = None  # opened with an API token (its rights are checked too)
     code: int | None = None  # set when the registry ended the session
+    audited: bool = False  # `opened()` recorded the session
+    began: float = field(default_factory=time.monotonic, repr=False)
     _deadline: asyncio.Timeout | None = field(default=None, repr=False)
     _closing: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def opened(self, detail: str, *, operation_id: str | None = None) -> None:
+        """The session's work started in LXD: its audit entry (status 101). `detail` says what
+        it is (the exec command, `console 80x24`, `events: lifecycle`), never a secret."""
+        self.audited = True
+        self._record(101, detail, operation_id=operation_id)
+
+    def _record(
+        self, status: int, detail: str | None, *, operation_id: str | None = None, **extra: Any
+    ) -> None:
+        audit.record(
+            self.websocket.app,
+            connection=self.websocket,
+            project=self.project or ALL_PROJECTS,
+            status=status,
+            detail=detail,
+            operation_id=operation_id,
+            **extra,
+        )
+
+    def _ended(self) -> None:
+        """The block is over: a session that never started, or one the registry ended."""
+        lasted = round((time.monotonic() - self.began) * 1000, 2)
+        if self.code is not None:
+            self._record(self.code, f"ended: {_REASONS[self.code]}", duration_ms=lasted)
+        elif not self.audited:
+            code = closed_with(self.websocket) or CLOSE_NORMAL
+            self._record(code, "closed before it started", duration_ms=lasted)
 
 
 class SessionRegistry:
@@ -177,6 +221,7 @@ class SessionRegistry:
         finally:
             entry._deadline = None
             self._forget(entry)
+            entry._ended()
             if entry._closing is not None:
                 await asyncio.gather(entry._closing, return_exceptions=True)
 

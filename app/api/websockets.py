@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from app import audit
+from app.core.security import WebSocketAuthError
 from app.schemas.common import INSTANCE_NAME_PATTERN, PROJECT_PATTERN
 from app.services.exceptions import AppError, LXDBadRequest, LXDConflict, LXDError, LXDNotFound
 from app.services.exec import PeerGone
@@ -62,6 +64,7 @@ async def close_socket(
 ) -> None:
     """Close with `code`; a close reason is at most 123 bytes and never holds a secret (LXD
     errors from our client name no URL)."""
+    websocket.state.close_code = code
     if websocket.application_state is WebSocketState.DISCONNECTED:
         return
     if websocket.client_state is WebSocketState.DISCONNECTED:
@@ -69,6 +72,24 @@ async def close_socket(
     reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
     with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect, TimeoutError):
         await asyncio.wait_for(websocket.close(code=code, reason=reason), timeout=timeout)
+
+
+async def refuse_upgrade(websocket: WebSocket, exc: Exception) -> None:
+    """The app's handler of `WebSocketAuthError` (a token, role, project or session cap that
+    does not admit the socket): close with its code (4401, 4403, 4404, 4429) and audit it."""
+    assert isinstance(exc, WebSocketAuthError)
+    # Accept first: a close before the accept becomes a bare HTTP 403 at the handshake and the
+    # client never sees the 4401/4403 code.
+    if websocket.client_state is WebSocketState.CONNECTING:
+        await websocket.accept()
+    await close_socket(websocket, exc.code, exc.reason)
+    audit.record(websocket.app, connection=websocket, status=exc.code, detail=exc.reason)
+
+
+def closed_with(websocket: WebSocket) -> int | None:
+    """The code `close_socket()` closed the socket with, None if it did not."""
+    code: int | None = getattr(websocket.state, "close_code", None)
+    return code
 
 
 def close_code_for(exc: AppError) -> int:

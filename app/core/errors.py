@@ -12,14 +12,12 @@ from typing import Any
 
 import structlog
 from asgi_correlation_id.context import correlation_id
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.websockets import WebSocketState
 
-from app.core.security import WebSocketAuthError
 from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
@@ -104,17 +102,7 @@ async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "Internal server error", "internal_error", outside_middleware=True)
 
 
-async def _ws_auth_error(websocket: WebSocket, exc: Exception) -> None:
-    assert isinstance(exc, WebSocketAuthError)
-    # Accept first: a close before the accept becomes a bare HTTP 403 at the handshake and the
-    # client never sees the 4401/4403 code.
-    if websocket.client_state is WebSocketState.CONNECTING:
-        await websocket.accept()
-    await websocket.close(code=exc.code, reason=exc.reason[:120])
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(WebSocketAuthError, _ws_auth_error)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -68,6 +68,8 @@ class FakeSocket:
         self.application_state = WebSocketState.CONNECTED
         self.client_state = WebSocketState.CONNECTED
         self.scope: dict[str, Any] = {"path": "/api/v1/test/ws"}
+        self.state = SimpleNamespace()
+        self.app = SimpleNamespace(state=SimpleNamespace())
         self.closed = asyncio.Event()
         self.code: int | None = None
 
@@ -97,6 +99,18 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Store:
     fake = Store()
     monkeypatch.setattr(sessions, "get_standing", fake.get_standing)
     return fake
+
+
+@pytest.fixture(autouse=True)
+def audited(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The audit entries the registry records (`app.audit.record` calls, without the app)."""
+    entries: list[dict[str, Any]] = []
+
+    def record(app: Any, **fields: Any) -> None:
+        entries.append(fields)
+
+    monkeypatch.setattr(sessions.audit, "record", record)
+    return entries
 
 
 def user(user_id: int = 1, version: int = 3) -> Any:
@@ -135,6 +149,46 @@ async def test_a_disabled_user_is_closed_4401(store: Store) -> None:
     assert await asyncio.wait_for(task, 1) == "ended"
     assert ws.code == WS_CLOSE_UNAUTHORIZED
     assert registry.state() == {}
+
+
+async def test_sessions_are_audited_once_opened_and_when_ended(
+    store: Store, audited: list[dict[str, Any]]
+) -> None:
+    store.users[1] = standing()
+    registry = SessionRegistry(None, max_per_user=16)  # type: ignore[arg-type]
+
+    # Opened, then cut off: a 101 entry with what it is, then the close code and how long.
+    ws = FakeSocket()
+    async with registry.session(ws, user=user(), min_role=Role.operator, project="p1") as held:  # type: ignore[arg-type]
+        held.opened("sh -c 'id'", operation_id="op-1")
+        store.users[1] = standing(is_active=False)
+        await registry.check()
+        await ws.closed.wait()
+    assert [(e["status"], e["detail"], e["operation_id"], e["project"]) for e in audited] == [
+        (101, "sh -c 'id'", "op-1", "p1"),
+        (WS_CLOSE_UNAUTHORIZED, "ended: Token is no longer valid", None, "p1"),
+    ]
+    assert audited[1]["duration_ms"] >= 0
+    assert all(e["connection"] is ws for e in audited)
+
+    # Never started: one entry with the code it was closed with (1000: the client left).
+    audited.clear()
+    store.users[1] = standing()
+    bad, left = FakeSocket(), FakeSocket()
+    async with registry.session(bad, user=user(), min_role=Role.operator, project=None):  # type: ignore[arg-type]
+        await sessions.close_socket(bad, 4400, "no command")  # type: ignore[arg-type]
+    async with registry.session(left, user=user(), min_role=Role.viewer, project="default"):  # type: ignore[arg-type]
+        pass
+    assert [(e["status"], e["detail"], e["project"]) for e in audited] == [
+        (4400, "closed before it started", "*"),  # project None: every project
+        (1000, "closed before it started", "default"),
+    ]
+
+    # Opened and ended by itself: the 101 entry only.
+    audited.clear()
+    async with registry.session(left, user=user(), min_role=Role.viewer, project="default") as held:  # type: ignore[arg-type]
+        held.opened("events: lifecycle")
+    assert [e["status"] for e in audited] == [101]
 
 
 async def test_role_too_low_is_4403_and_other_sessions_stay(store: Store) -> None:

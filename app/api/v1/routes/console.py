@@ -64,13 +64,16 @@ async def console_ws(
         await close_socket(websocket, CLOSE_BAD_REQUEST, "width and height must be 1-10000")
         return
     registry = ws_sessions(websocket)
-    async with registry.session(websocket, user=user, min_role=Role.operator, project=project):
+    async with registry.session(
+        websocket, user=user, min_role=Role.operator, project=project
+    ) as held:
         session: service.ConsoleSession | None = None
         try:
             await instances_service.get_instance(lxd, name=name, project=project)
             session = await service.open_console(
                 lxd, name=name, project=project, width=size[0], height=size[1]
             )
+            held.opened(f"console {size[0]}x{size[1]}", operation_id=session.operation_id)
             log.info("console.attached", instance=name, project=project, user=user.username)
             lxd_ended = await session.run(WebSocketPeer(websocket))
         except WebSocketDisconnect:

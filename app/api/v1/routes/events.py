@@ -53,7 +53,7 @@ async def events_ws(
     project = ALL_PROJECTS if every else project or websocket.app.state.settings.DEFAULT_PROJECT
     registry = ws_sessions(websocket)
     scope = None if every else project
-    async with registry.session(websocket, user=user, min_role=Role.viewer, project=scope):
+    async with registry.session(websocket, user=user, min_role=Role.viewer, project=scope) as held:
         try:
             wanted = parse_types(types)
         except ValueError as exc:
@@ -68,6 +68,7 @@ async def events_ws(
             if not every:
                 await ensure_project(lxd, project)
             async with hub.subscribe(project=project, types=wanted) as subscriber:
+                held.opened(f"events: {','.join(wanted)}")
                 log.info("events.subscribed", project=project, types=wanted, user=user.username)
                 outcome = await _relay(websocket, subscriber)
         except LXDNotFound as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 from typing import Annotated, Any
 
 import structlog
@@ -107,7 +108,9 @@ async def exec_ws(
         return
     name, project = target
     registry = ws_sessions(websocket)
-    async with registry.session(websocket, user=user, min_role=Role.operator, project=project):
+    async with registry.session(
+        websocket, user=user, min_role=Role.operator, project=project
+    ) as held:
         session: service.ExecSession | None = None
         try:
             await instances_service.get_instance(lxd, name=name, project=project)
@@ -116,6 +119,7 @@ async def exec_ws(
                 await close_socket(websocket, CLOSE_BAD_REQUEST, start)
                 return
             session = await service.open_exec(lxd, name=name, project=project, start=start)
+            held.opened(shlex.join(start.command), operation_id=session.operation_id)
             log.info("exec.started", instance=name, project=project, user=user.username)
             code = await session.run(WebSocketPeer(websocket))
         except WebSocketDisconnect:
