@@ -17,7 +17,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_SANDBOX_DIR = REPO / ".sandbox" / "test" / "lxd"
-TEST_SANDBOX_PORT = "18543"
+# Its HTTPS port; another checkout testing on the same machine sets LXD_TEST_SANDBOX_PORT.
+TEST_SANDBOX_PORT = os.environ.get("LXD_TEST_SANDBOX_PORT", "18543")
 
 
 @dataclass(frozen=True)
