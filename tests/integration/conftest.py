@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -82,6 +83,17 @@ async def delete_instance(raw: httpx.AsyncClient, name: str, project: str = "def
     reply = await raw.delete(f"/1.0/instances/{name}", params=params)
     if reply.status_code == 202:
         await lxd_wait(raw, reply)
+
+
+async def remove_project(raw: httpx.AsyncClient, name: str) -> None:
+    """Delete a test project and every instance in it, and check that it is gone."""
+    reply = await raw.get("/1.0/instances", params={"project": name})
+    for url in reply.json().get("metadata") or []:
+        # "/1.0/instances/web1?project=p": the name is the last path segment, without the query.
+        await delete_instance(raw, urlsplit(url).path.rsplit("/", 1)[-1], project=name)
+    await raw.delete(f"/1.0/projects/{name}")
+    gone = await raw.get(f"/1.0/projects/{name}")
+    assert gone.status_code == 404, f"project {name} left behind: {gone.text}"
 
 
 async def close_code(ws: Any, timeout: float = 10) -> int | None:

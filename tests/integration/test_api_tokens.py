@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 
 from app.db.models import ApiToken, utcnow
 from tests.conftest import TEST_USER_PASSWORD
-from tests.integration.conftest import close_code, create_instance, delete_instance
+from tests.integration.conftest import close_code, create_instance, remove_project
 from tests.lxd_sandbox import LXDEnv
 
 pytestmark = pytest.mark.integration
@@ -228,8 +228,7 @@ async def test_a_project_limited_token_sees_only_its_projects(
         projects = await client.get(f"{V1}/projects", params={"expand": "false"}, headers=token)
         assert projects.json()["items"] == [project]
     finally:
-        await delete_instance(lxd_raw, name, project=project)
-        await lxd_raw.delete(f"/1.0/projects/{project}")
+        await remove_project(lxd_raw, project)
 
 
 async def test_a_token_opens_a_websocket_and_never_reaches_a_log(

@@ -19,7 +19,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import TEST_USER_PASSWORD
-from tests.integration.conftest import close_code, create_instance, delete_instance, lxd_wait
+from tests.integration.conftest import (
+    close_code,
+    create_instance,
+    lxd_wait,
+    remove_project,
+)
 from tests.lxd_sandbox import LXDEnv
 
 pytestmark = pytest.mark.integration
@@ -52,13 +57,6 @@ async def _make_project(raw: httpx.AsyncClient, name: str) -> None:
     assert reply.status_code in (200, 201), reply.text
 
 
-async def _remove_project(raw: httpx.AsyncClient, name: str) -> None:
-    reply = await raw.get("/1.0/instances", params={"project": name})
-    for url in reply.json().get("metadata") or []:
-        await delete_instance(raw, url.rsplit("/", 1)[-1], project=name)
-    await raw.delete(f"/1.0/projects/{name}")
-
-
 @pytest.fixture
 async def tenancy(
     client: httpx.AsyncClient,
@@ -86,8 +84,8 @@ async def tenancy(
         yield Tenancy(p, q, username, {"Authorization": f"Bearer {token}"}, token)
     finally:
         await client.delete(f"{V1}/users/{username}", headers=admin)
-        await _remove_project(lxd_raw, p)
-        await _remove_project(lxd_raw, q)
+        await remove_project(lxd_raw, p)
+        await remove_project(lxd_raw, q)
 
 
 async def test_tenant_runs_an_instance_in_its_project_and_sees_nothing_else(
