@@ -13,13 +13,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
-from app.api import health
+from app.api import health, metrics
 from app.api.docs import install_docs
 from app.api.sessions import SessionRegistry
 from app.api.v1.api import v1_router
 from app.api.websockets import refuse_upgrade
 from app.audit import AuditMiddleware, open_log
-from app.core.bodylimit import BodyLimitMiddleware
+from app.core.bodylimit import FILE_UPLOAD_ROUTE, BodyLimitMiddleware
 from app.core.config import APP_VERSION, Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -30,6 +30,7 @@ from app.core.security import WebSocketAuthError
 from app.db.migrations import upgrade_to_head
 from app.db.seed import seed_admin
 from app.db.session import make_engine, make_sessionmaker
+from app.metrics import APIMetrics, MetricsMiddleware
 from app.services.events import EventHub
 from app.services.lxd_client import LXDClient
 
@@ -58,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     app.state.rate_limiter = RateLimiter(settings.RATE_LIMIT_STORAGE_URI)
     app.state.lxd = LXDClient(settings, transport=app.state.lxd_transport)
+    app.state.lxd.observer = app.state.metrics.observe_lxd
     # The event relay's shared LXD connections open with their first subscriber.
     app.state.event_hub = EventHub(app.state.lxd)
     # Open WebSockets per user: the cap, and an end for those of a user cut off meanwhile.
@@ -114,6 +116,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.lxd_transport = lxd_transport
+    app.state.metrics = APIMetrics(app)
     install_error_handlers(app)
     app.add_exception_handler(WebSocketAuthError, refuse_upgrade)
 
@@ -123,6 +126,7 @@ def create_app(
         BodyLimitMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,
         max_auth_body_bytes=settings.MAX_AUTH_BODY_BYTES,
+        route_limits={FILE_UPLOAD_ROUTE: settings.MAX_FILE_UPLOAD_BYTES},
     )
     origins = settings.cors_origins
     app.add_middleware(
@@ -137,6 +141,7 @@ def create_app(
     # Outside the guard and the body limit (their 422/413 are audited), inside the request ID.
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name=REQUEST_ID_HEADER,
@@ -145,6 +150,7 @@ def create_app(
     )
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(v1_router)
     install_docs(app)
     return app

@@ -70,7 +70,7 @@ def lxd_mode(request: pytest.FixtureRequest) -> str:
 def settings(lxd_env: LXDEnv, lxd_mode: str, make_settings: Callable[..., Settings]) -> Settings:
     if lxd_mode == "remote" and not lxd_env.remote_url:
         pytest.skip("the LXD under test has no HTTPS address (LXD_TEST_SOCKET without remote)")
-    return make_settings(**lxd_env.settings_for(lxd_mode))
+    return make_settings(**lxd_env.settings_for(lxd_mode), METRICS_TOKEN=TEST_METRICS_TOKEN)
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +97,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 # `auth = await auth_for(my_app)`, then `auth.headers("operator")`.
 # Leave these three users alone (no password/role changes): make your own users for that.
 TEST_USER_PASSWORD = "test-password-123"
+TEST_METRICS_TOKEN = "test-metrics-token-0123456789"  # the integration app's METRICS_TOKEN
 _test_password_hash: dict[str, str] = {}
 
 

@@ -11,7 +11,7 @@ against this table: a route missing here fails, and so does a route whose declar
 not written yet are ignored. When you add a route, add it here with API.md's role.
 
 Path parameter names: {name} (instance), {snapshot}, {backup}, {file}, {pool}, {volume},
-{network}, {project}, {fingerprint}, {alias}, {operation_id}, {username}.
+{network}, {profile}, {project}, {fingerprint}, {alias}, {operation_id}, {username}.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ INSTANCE = f"{V1}/instances/{{name}}"
 POOL = f"{V1}/storage/pools/{{pool}}"
 VOLUME = f"{POOL}/volumes/{{volume}}"
 NETWORK = f"{V1}/networks/{{network}}"
+PROFILE = f"{V1}/profiles/{{profile}}"
 PROJECT = f"{V1}/projects/{{project}}"
 ALIAS = f"{V1}/images/aliases/{{alias}}"
 OPERATION = f"{V1}/operations/{{operation_id}}"
@@ -42,6 +43,7 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("GET", "/static/{path}"): PUBLIC,  # Swagger UI and ReDoc assets (app/static/)
     ("GET", "/health"): PUBLIC,
     ("GET", "/health/live"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # no user token opens it: METRICS_TOKEN only (or off)
     # --- auth ---
     ("POST", f"{V1}/auth/login"): PUBLIC,
     ("POST", f"{V1}/auth/token"): PUBLIC,  # the form login behind Swagger's Authorize
@@ -100,6 +102,10 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("POST", f"{INSTANCE}/backups"): OPERATOR,
     ("DELETE", f"{INSTANCE}/backups/{{backup}}"): OPERATOR,
     ("GET", f"{INSTANCE}/backups/{{backup}}/export"): OPERATOR,
+    # --- files (issue 16) ---
+    ("GET", f"{INSTANCE}/files"): VIEWER,
+    ("PUT", f"{INSTANCE}/files"): OPERATOR,
+    ("DELETE", f"{INSTANCE}/files"): OPERATOR,
     # --- storage ---
     ("GET", f"{V1}/storage/pools"): VIEWER,
     ("GET", POOL): VIEWER,
@@ -129,6 +135,14 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("POST", f"{NETWORK}/rename"): ADMIN,  # "POST ... on networks"
     ("POST", f"{NETWORK}/attach"): OPERATOR,
     ("POST", f"{NETWORK}/detach"): OPERATOR,
+    # --- profiles (admin-owned: API.md, operator policy) ---
+    ("GET", f"{V1}/profiles"): VIEWER,
+    ("GET", PROFILE): VIEWER,
+    ("POST", f"{V1}/profiles"): ADMIN,
+    ("PUT", PROFILE): ADMIN,
+    ("PATCH", PROFILE): ADMIN,
+    ("DELETE", PROFILE): ADMIN,
+    ("POST", f"{PROFILE}/rename"): ADMIN,
     # --- projects ---
     ("GET", f"{V1}/projects"): LOGIN,
     ("GET", PROJECT): VIEWER,
@@ -159,6 +173,8 @@ ROLE_TABLE: Final[dict[tuple[str, str], str]] = {
     ("GET", f"{V1}/audit"): ADMIN,
     ("GET", f"{V1}/audit/export"): ADMIN,
     ("GET", f"{V1}/audit/verify"): ADMIN,
+    # --- metrics ---
+    ("GET", f"{V1}/metrics/lxd"): LOGIN,  # then only the projects the caller has a role in
     # --- system ---
     ("GET", f"{V1}/system/info"): VIEWER,
     ("GET", f"{V1}/system/health"): VIEWER,

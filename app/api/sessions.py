@@ -232,6 +232,15 @@ class SessionRegistry:
         """Open sessions per user id."""
         return {user_id: len(held) for user_id, held in self._by_user.items()}
 
+    def by_kind(self) -> dict[str, int]:
+        """Open sessions per kind: `exec`, `console`, `events` (from the route's path)."""
+        counts: dict[str, int] = {}
+        for held in self._by_user.values():
+            for entry in held:
+                kind = _kind(entry.path)
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
     def _forget(self, entry: WSSession) -> None:
         held = self._by_user.get(entry.user_id)
         if held is None:
@@ -294,6 +303,14 @@ class SessionRegistry:
             loop = asyncio.get_running_loop()
             with contextlib.suppress(RuntimeError):  # the block has just ended
                 entry._deadline.reschedule(loop.time() + self.cancel_grace)
+
+
+def _kind(path: str) -> str:
+    if path.endswith("/exec/ws"):
+        return "exec"
+    if path.endswith("/console/ws"):
+        return "console"
+    return "events"
 
 
 def _token_id(websocket: WebSocket) -> str | None:

@@ -21,13 +21,19 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
 from app.audit.appender import AuditLog
-from app.audit.middleware import AuditMiddleware, entry_project, note_operation, route_target
+from app.audit.middleware import (
+    AuditMiddleware,
+    entry_project,
+    note_detail,
+    note_operation,
+    route_target,
+)
 from app.audit.store import writer_engine
 from app.core.config import Settings
 from app.core.ratelimit import TrustedProxies
 from app.core.ratelimit import client_ip as _client_ip
 
-__all__ = ["AuditLog", "AuditMiddleware", "note_operation", "open_log", "record"]
+__all__ = ["AuditLog", "AuditMiddleware", "note_detail", "note_operation", "open_log", "record"]
 
 log = structlog.get_logger(__name__)
 

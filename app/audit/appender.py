@@ -107,6 +107,16 @@ class AuditLog:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def written(self) -> int:
+        """Entries written since the start (app.metrics)."""
+        return self._written
+
+    @property
+    def dropped(self) -> int:
+        """Entries dropped because the queue was full."""
+        return self._dropped
+
     # --- the writer task -------------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-appender")

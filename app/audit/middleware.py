@@ -15,7 +15,9 @@ What an entry holds, and where it comes from:
   routes, null on auth/users/audit), `target` (the matched route's path up to its last
   parameter: `instances/web1`, `users/alice`, `instances/web1/snapshots/s1`; null without one).
 * `status`, `duration_ms`, `operation_id` (`note_operation()`, called by the route's answer),
-  and `detail`: the error `code` of a 4xx/5xx answer; nothing of a body otherwise.
+  and `detail`: what the route noted (`note_detail()`, e.g. the file path of a file upload),
+  and the error `code` of a 4xx/5xx answer (`/etc/motd [not_found]` with both); nothing of a
+  body otherwise.
 
 Never a request body, a password, a token or a query string.
 """
@@ -50,10 +52,11 @@ _PARAM = re.compile(r"^\{([^}:]+)(?::[^}]*)?\}$")
 
 
 class _Note:
-    __slots__ = ("operation_id",)
+    __slots__ = ("detail", "operation_id")
 
     def __init__(self) -> None:
         self.operation_id: str | None = None
+        self.detail: str | None = None
 
 
 _current: ContextVar[_Note | None] = ContextVar("audit_note", default=None)
@@ -64,6 +67,24 @@ def note_operation(operation_id: str) -> None:
     note = _current.get()
     if note is not None:
         note.operation_id = operation_id
+
+
+def note_detail(text: str) -> None:
+    """What the current request was about, in short (its entry's `detail`; e.g. the file path
+    of a file upload). Never a secret and never a body: the entry is kept for years."""
+    note = _current.get()
+    if note is not None:
+        note.detail = text
+
+
+_DETAIL_NOTE_MAX = 480  # the column holds 512: room left for the error code
+
+
+def _detail(noted: str | None, error_code: str | None) -> str | None:
+    if noted is None:
+        return error_code
+    noted = noted[:_DETAIL_NOTE_MAX]
+    return f"{noted} [{error_code}]" if error_code else noted
 
 
 def route_target(scope: Scope) -> str | None:
@@ -150,7 +171,7 @@ class AuditMiddleware:
         finally:
             _current.reset(token)
             try:
-                detail = _error_code(status, error_body)
+                detail = _detail(note.detail, _error_code(status, error_body))
                 audit.submit(
                     self._entry(
                         scope, state, started_at, started, status, note.operation_id, detail

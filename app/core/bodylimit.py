@@ -6,11 +6,15 @@ one (chunked) is counted while it streams: at the limit, reading stops, the clie
 and the app is told the client left (`http.disconnect`), so nothing past the limit is ever held
 in memory or parsed. If the app had already started its response, reading just stops.
 
-Limits: `MAX_AUTH_BODY_BYTES` under /api/v1/auth/ (public routes with small JSON bodies),
-`MAX_BODY_BYTES` elsewhere, and `PATH_LIMITS` below for routes that need more.
+Limits, the first that applies: `route_limits` (route templates matched on the whole path, e.g.
+`FILE_UPLOAD_ROUTE` with `MAX_FILE_UPLOAD_BYTES`), `PATH_LIMITS` below (path prefixes),
+`MAX_AUTH_BODY_BYTES` under /api/v1/auth/ (public routes with small JSON bodies), and
+`MAX_BODY_BYTES` elsewhere.
 """
 
 from __future__ import annotations
+
+import re
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,6 +29,15 @@ PATH_LIMITS: dict[str, int] = {
     # "/api/v1/images/upload": 8 * 1024**3,
 }
 
+# The route that takes file uploads (streamed to LXD): its limit is MAX_FILE_UPLOAD_BYTES.
+FILE_UPLOAD_ROUTE = "/api/v1/instances/{name}/files"
+_TEMPLATE_PARAM = re.compile(r"\\\{[^/}]+\\\}")  # `{name}` once re.escape()d
+
+
+def route_pattern(template: str) -> re.Pattern[str]:
+    """`/a/{name}/b` -> a pattern for the whole path, `{name}` being one non-empty segment."""
+    return re.compile("^" + _TEMPLATE_PARAM.sub("[^/]+", re.escape(template)) + "$")
+
 
 class BodyLimitMiddleware:
     def __init__(
@@ -34,14 +47,19 @@ class BodyLimitMiddleware:
         max_body_bytes: int,
         max_auth_body_bytes: int,
         path_limits: dict[str, int] | None = None,
+        route_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_auth_body_bytes = max_auth_body_bytes
         limits = PATH_LIMITS if path_limits is None else path_limits
         self.path_limits = sorted(limits.items(), key=lambda item: len(item[0]), reverse=True)
+        self.route_limits = [(route_pattern(t), limit) for t, limit in (route_limits or {}).items()]
 
     def limit_for(self, path: str) -> int:
+        for pattern, limit in self.route_limits:
+            if pattern.match(path):
+                return limit
         for prefix, limit in self.path_limits:
             if path.startswith(prefix):
                 return limit

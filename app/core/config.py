@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 APP_VERSION = "1.0.0"
 JWT_SECRET_PLACEHOLDER = "change-me-to-a-long-random-secret"  # noqa: S105 - a known placeholder
 MIN_JWT_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_LENGTH = 24
 JWT_SECRET_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"  # noqa: S105
 
 
@@ -97,12 +98,19 @@ class Settings(BaseSettings):
     MAX_BODY_BYTES: Annotated[int, Field(gt=0)] = 1024 * 1024
     # /api/v1/auth/* (public: login, refresh) takes only small JSON bodies.
     MAX_AUTH_BODY_BYTES: Annotated[int, Field(gt=0)] = 16 * 1024
+    # PUT /api/v1/instances/{name}/files: the upload is streamed to LXD, never held in memory.
+    MAX_FILE_UPLOAD_BYTES: Annotated[int, Field(gt=0)] = 4 * 1024**3
     # Open exec, console and event sockets per user and replica; over it: close 4429.
     WS_MAX_SESSIONS_PER_USER: Annotated[int, Field(gt=0)] = 16
 
     # --- Audit log (README "Audit log") ------------------------------------------------------
     # Days to keep audit entries; 0 keeps everything. Pruning keeps the chain verifiable.
     AUDIT_RETENTION_DAYS: Annotated[int, Field(ge=0, le=36500)] = 0
+
+    # --- Metrics (README "Metrics") ------------------------------------------------------------
+    # GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; empty: /metrics is off
+    # (404). At least 24 characters (`openssl rand -hex 32`).
+    METRICS_TOKEN: SecretStr = SecretStr("")
 
     @field_validator(
         "RATE_LIMIT_LOGIN",
@@ -119,6 +127,17 @@ class Settings(BaseSettings):
             items = []
         if len(items) != 1 or items[0].amount < 1:
             raise ValueError(f"{value!r} is not one rate limit such as 5/minute or 100/hour")
+        return value
+
+    @field_validator("METRICS_TOKEN")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value()
+        if token and len(token) < MIN_METRICS_TOKEN_LENGTH:
+            raise ValueError(
+                f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters "
+                "(`openssl rand -hex 32`), or empty to turn /metrics off"
+            )
         return value
 
     @field_validator("LOG_LEVEL")

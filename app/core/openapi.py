@@ -94,6 +94,14 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "client with `Content-Length` and a `Content-Disposition` file name.",
     },
     {
+        "name": "files",
+        "description": "Files in an instance (`?path=/abs/path`, absolute and normalised): "
+        "download a file (streamed, with `X-File-Uid`/`-Gid`/`-Mode`), list a directory, see "
+        "a symlink's target (not followed); upload (streamed to LXD, owner and mode, "
+        "`mkdir=true` for missing parents) and delete a file or an empty directory. Viewer "
+        "reads, operator writes; the path is in the audit entry.",
+    },
+    {
         "name": "storage",
         "description": "Storage pools (CRUD, `If-Match` passed on) and their custom volumes "
         "(filesystem or block): CRUD, rename, resize (sizes checked: an integer and a unit), "
@@ -106,6 +114,14 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "through): CRUD, rename, state, DHCP leases (managed networks only: a host interface "
         "is a 400), NIC attach/detach on instances (operator). Deleting a network in use is a "
         "409 naming its users.",
+    },
+    {
+        "name": "profiles",
+        "description": "Profiles (config and devices that instances take from the profiles "
+        "they name; `?project=`): list and get (viewer), CRUD and rename (admin only: what a "
+        "profile holds is the admin's grant; operators may only name profiles). PUT/PATCH take "
+        "`If-Match` (412 on mismatch). Deleting a profile in use is a 409 listing its "
+        "instances; the `default` profile cannot be deleted or renamed (409).",
     },
     {
         "name": "operations",
@@ -180,5 +196,12 @@ OPENAPI_TAGS: list[dict[str, str]] = [
         "checks the chain and names the first entry that does not hold. `GET /audit/export` "
         "streams JSON lines or CSV. `AUDIT_RETENTION_DAYS` prunes old entries and keeps the "
         "chain verifiable (an anchor holds the last pruned hash).",
+    },
+    {
+        "name": "metrics",
+        "description": "Prometheus text format. `GET /metrics`: the API's own figures "
+        "(requests by route template, LXD calls by endpoint, sessions, event hub, audit), for "
+        "a scraper holding `METRICS_TOKEN` (off without it). `GET /api/v1/metrics/lxd`: LXD's "
+        "per-instance metrics, only of the projects the caller has a role in.",
     },
 ]

@@ -5,8 +5,9 @@ the response ends, also when the client went away in the middle."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AsyncExitStack
+from typing import Any
 
 from app.services.lxd_client import LXDClient, StreamedResponse
 
@@ -45,12 +46,19 @@ class Download:
         await self._stack.aclose()
 
 
-async def open_download(lxd: LXDClient, path: str, *, project: str, peek: bool = False) -> Download:
+async def open_download(
+    lxd: LXDClient,
+    path: str,
+    *,
+    project: str,
+    peek: bool = False,
+    params: Mapping[str, Any] | None = None,
+) -> Download:
     """Start a streamed GET; LXD's errors are raised here, before anything is sent on.
     With `peek`, the first chunk is read already (`Download.first`)."""
     stack = AsyncExitStack()
     try:
-        response = await stack.enter_async_context(lxd.stream(path, project=project))
+        response = await stack.enter_async_context(lxd.stream(path, project=project, params=params))
         # One iterator for the whole body (a response streams only once).
         body = aiter(lxd.iter_bytes(response))
         if isinstance(body, AsyncGenerator):

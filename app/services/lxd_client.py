@@ -11,8 +11,10 @@ reach an LXD endpoint other than the one the caller named.
 from __future__ import annotations
 
 import re
+import socket
 import ssl
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,9 @@ API_PREFIX = "/1.0"
 _FORBIDDEN_IN_SEGMENT = re.compile(r"[/?#%\\\x00-\x1f\x7f]")
 MAX_SEGMENT_LENGTH = 255
 STREAM_CHUNK_SIZE = 1024 * 1024
+# The unix socket's send buffer (the kernel caps it at net.core.wmem_max): with 4 MiB instead
+# of ~200 KiB, a streamed file upload to LXD costs half the CPU (`bench/files.py`).
+UDS_SOCKET_OPTIONS = [(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)]
 # What `stream()` yields: an httpx response (injected transports), else a raw download.
 StreamedResponse = httpx.Response | LXDDownload
 
@@ -150,8 +155,13 @@ class LXDClient:
             self.base_url = "http://lxd"
             if transport is None:
                 self._download_connector = unix_connector(self.socket_path)
-            transport = transport or httpx.AsyncHTTPTransport(uds=self.socket_path, limits=limits)
+            transport = transport or httpx.AsyncHTTPTransport(
+                uds=self.socket_path, limits=limits, socket_options=UDS_SOCKET_OPTIONS
+            )
         self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout)
+        # Told of every request: (method, path, LXD's status or None without an answer,
+        # seconds). The app's metrics set it (app.metrics.APIMetrics.observe_lxd).
+        self.observer: Callable[[str, str, int | None, float], None] | None = None
         if self.mode is ConnectionMode.remote and not settings.LXD_TRUSTED_CA_PATH:
             log.warning(
                 "lxd.tls_verification_disabled",
@@ -171,33 +181,48 @@ class LXDClient:
         target: str | None = None,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
+        content: AsyncIterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> LXDResponse:
-        """Send one request and return the parsed envelope; raise a typed error otherwise."""
+        """Send one request and return the parsed envelope; raise a typed error otherwise.
+        `content` streams a body (an upload) as it is iterated, never held whole. `HEAD`
+        answers the status and headers only (`metadata` None)."""
         query = _query(project, target, params)
         request_timeout = (
             httpx.Timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT
         )
+        began, status = time.perf_counter(), None
         try:
             response = await self._http.request(
                 method,
                 path,
                 params=query,
                 json=json_body,
+                content=content,
                 headers=headers,
                 timeout=request_timeout,
             )
+            status = response.status_code
         except httpx.TimeoutException as exc:
             raise LXDTimeout(f"LXD did not answer {method} {path} in time") from exc
         except (httpx.ConnectError, httpx.NetworkError, OSError) as exc:
             raise LXDUnavailable(f"LXD is unreachable: {_reason(exc)}") from exc
         except httpx.HTTPError as exc:
             raise LXDBadGateway(f"LXD broke the connection: {_reason(exc)}") from exc
+        finally:
+            self._observe(method, path, status, began)
         return self._parse(method, path, response)
+
+    def _observe(self, method: str, path: str, status: int | None, began: float) -> None:
+        if self.observer is not None:
+            self.observer(method, path, status, time.perf_counter() - began)
 
     async def get(self, path: str, **kwargs: Any) -> LXDResponse:
         return await self.request("GET", path, **kwargs)
+
+    async def head(self, path: str, **kwargs: Any) -> LXDResponse:
+        return await self.request("HEAD", path, **kwargs)
 
     async def post(self, path: str, **kwargs: Any) -> LXDResponse:
         return await self.request("POST", path, **kwargs)
@@ -213,6 +238,10 @@ class LXDClient:
 
     @staticmethod
     def _parse(method: str, path: str, response: httpx.Response) -> LXDResponse:
+        if method == "HEAD":  # no body: the status and the headers are the whole answer
+            if response.status_code >= 400:
+                raise error_from_lxd(response.status_code, "")
+            return LXDResponse("sync", response.status_code, None, headers=response.headers)
         try:
             # pydantic-core parses LXD's (often large) replies at twice the speed of `json`.
             body = pydantic_core.from_json(response.content)
@@ -268,12 +297,16 @@ class LXDClient:
             return
         query = _query(project, None, params)
         request = self._http.build_request("GET", path, params=query)
+        began, status = time.perf_counter(), None
         try:
             response = await self._http.send(request, stream=True)
+            status = response.status_code
         except httpx.TimeoutException as exc:
             raise LXDTimeout(f"LXD did not answer GET {path} in time") from exc
         except (httpx.ConnectError, httpx.NetworkError, OSError) as exc:
             raise LXDUnavailable(f"LXD is unreachable: {_reason(exc)}") from exc
+        finally:
+            self._observe("GET", path, status, began)
         try:
             if response.status_code >= 400:
                 await response.aread()
@@ -289,9 +322,14 @@ class LXDClient:
         assert self._download_connector is not None
         query = urlencode(_query(project, None, params))
         target = f"{path}?{query}" if query else path
-        download = await open_download(
-            self._download_connector, host=self._host, target=target, timeout=self.timeout
-        )
+        began, status = time.perf_counter(), None
+        try:
+            download = await open_download(
+                self._download_connector, host=self._host, target=target, timeout=self.timeout
+            )
+            status = download.status_code
+        finally:
+            self._observe("GET", path, status, began)
         try:
             if download.status_code >= 400:
                 body = await download.read_error_body(self.timeout)

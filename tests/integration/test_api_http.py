@@ -29,6 +29,8 @@ UNIQUE_NAMES = (
     "pool",
     "volume",
     "volumeRenamed",
+    "profile",
+    "profileRenamed",
     "newUser",
 )
 
@@ -59,6 +61,8 @@ async def leftovers(raw: httpx.AsyncClient, values: dict[str, str]) -> list[str]
         "networkRenamed": f"/1.0/networks/{values['networkRenamed']}",
         "alias": f"/1.0/images/aliases/{values['alias']}",
         "aliasRenamed": f"/1.0/images/aliases/{values['aliasRenamed']}",
+        "profile": f"/1.0/profiles/{values['profile']}",
+        "profileRenamed": f"/1.0/profiles/{values['profileRenamed']}",
     }
     found = []
     for what, path in checks.items():
@@ -78,6 +82,8 @@ async def clean_up(raw: httpx.AsyncClient, values: dict[str, str]) -> None:
         await raw.delete(f"/1.0/networks/{values[key]}")
     for key in ("alias", "aliasRenamed"):
         await raw.delete(f"/1.0/images/aliases/{values[key]}")
+    for key in ("profile", "profileRenamed"):
+        await raw.delete(f"/1.0/profiles/{values[key]}")
     for key in ("project", "projectRenamed"):
         await raw.delete(f"/1.0/projects/{values[key]}")
 

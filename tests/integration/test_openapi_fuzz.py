@@ -41,6 +41,8 @@ COLLECTIONS = {
     "pools": "/1.0/storage-pools",
     "aliases": "/1.0/images/aliases?recursion=1",
     "images": "/1.0/images?all-projects=true&recursion=1",
+    # Per project with profiles of its own (LXD 5.0 ignores all-projects here); before projects.
+    "profiles": "/1.0/profiles?recursion=1&project={project}",
     "projects": "/1.0/projects",
 }
 
@@ -55,12 +57,17 @@ def _inventory(lxd: httpx.Client) -> dict[str, set[tuple[str, str]]]:
     """(project, name) of everything that matters, per collection."""
     found: dict[str, set[tuple[str, str]]] = {}
     pools = [_name(p) for p in lxd.get(COLLECTIONS["pools"]).json()["metadata"]]
+    profile_projects = _profile_projects(lxd)
     for kind, url in COLLECTIONS.items():
         urls = [url.format(pool=pool) for pool in pools] if "{pool}" in url else [url]
+        if "{project}" in url:
+            urls = [url.format(project=project) for project in profile_projects]
         items: set[tuple[str, str]] = set()
         for one in urls:
             for entry in lxd.get(one).json()["metadata"] or []:
                 project = entry.get("project", "default") if isinstance(entry, dict) else "default"
+                if kind == "profiles":
+                    project = one.rsplit("project=", 1)[1]
                 name = entry.get("fingerprint") if kind == "images" else _name(entry)
                 if kind == "volumes":
                     name = f"{one.split('/')[3]}/{name}"
@@ -69,6 +76,17 @@ def _inventory(lxd: httpx.Client) -> dict[str, set[tuple[str, str]]]:
                 items.add((project, name))
         found[kind] = items
     return found
+
+
+def _profile_projects(lxd: httpx.Client) -> list[str]:
+    """Projects with profiles of their own: the others list the default project's, which must
+    not be taken for theirs (and deleted through them)."""
+    projects = lxd.get("/1.0/projects", params={"recursion": 1}).json()["metadata"]
+    return [
+        p["name"]
+        for p in projects
+        if p["name"] == "default" or p["config"].get("features.profiles") == "true"
+    ]
 
 
 def _wait(lxd: httpx.Client, reply: httpx.Response) -> None:
@@ -103,6 +121,8 @@ def _remove_new(lxd: httpx.Client, before: dict[str, set[tuple[str, str]]]) -> N
                 lxd.delete(f"/1.0/images/aliases/{name}", params=params)
             elif kind == "images":
                 _wait(lxd, lxd.delete(f"/1.0/images/{name}", params=params))
+            elif kind == "profiles":
+                lxd.delete(f"/1.0/profiles/{name}", params=params)
             elif kind == "projects":
                 lxd.delete(f"/1.0/projects/{name}")
 
@@ -226,7 +246,11 @@ def _make_safe(case: Any) -> bool:
         body["config"] = {}
     if path.startswith("/api/v1/storage/pools/{pool}") and method in {"PUT", "PATCH"}:
         body["config"] = {}
-    if path.startswith("/api/v1/instances") and method in {"POST", "PUT", "PATCH"}:
+    if path.startswith(("/api/v1/instances", "/api/v1/profiles")) and method in {
+        "POST",
+        "PUT",
+        "PATCH",
+    }:
         body.pop("devices", None)
         if "start" in body or path == "/api/v1/instances":
             body["start"] = False

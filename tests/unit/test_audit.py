@@ -631,3 +631,33 @@ async def test_queued_entries_are_written_at_shutdown(
         assert (result.ok, result.checked) == (True, 50)
     finally:
         await reader.dispose()
+
+
+async def test_a_noted_detail_is_the_entry_detail_with_the_error_code(
+    audited: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, http = audited
+    auth = await auth_for(app)
+    url = "/api/v1/instances/web1/files"
+    await http.put(url, params={"path": "/etc/motd"}, content=b"hi", headers=auth.headers())
+    await http.delete(url, params={"path": "/x/../y"}, headers=auth.headers())
+    await http.delete(url, params={"path": "/etc/a"}, headers=auth.headers("viewer"))
+    got = {(e["method"], e["status"], e["detail"]) for e in await entries(app, http)}
+    assert got == {
+        ("PUT", 404, "/etc/motd [not_found]"),  # the fake LXD has no instance
+        ("DELETE", 422, "/x/../y [invalid_path]"),
+        ("DELETE", 403, "/etc/a [forbidden]"),
+    }
+
+
+def test_note_detail_outside_a_request_and_long_details() -> None:
+    from app.audit.middleware import _detail
+
+    audit.note_detail("/nowhere")  # no request: nothing to note, no error
+    assert _detail(None, None) is None
+    assert _detail(None, "forbidden") == "forbidden"
+    assert _detail("/etc/x", None) == "/etc/x"
+    long = _detail("/" + "a" * 600, "not_found")
+    assert long is not None
+    assert long.endswith(" [not_found]")
+    assert len(long) <= 512

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from app.core.bodylimit import BodyLimitMiddleware
+from app.core.bodylimit import FILE_UPLOAD_ROUTE, BodyLimitMiddleware, route_pattern
 from app.core.config import Settings
 
 KIB = 1024
@@ -373,3 +373,43 @@ def test_limits_must_be_positive(make_settings: Callable[..., Settings]) -> None
     settings = make_settings()
     assert (settings.MAX_BODY_BYTES, settings.MAX_AUTH_BODY_BYTES) == (MIB, 16 * KIB)
     assert settings.WS_MAX_SESSIONS_PER_USER == 16
+
+
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [
+        ("/api/v1/instances/web1/files", 7000),
+        ("/api/v1/instances/a-b.c/files", 7000),
+        ("/api/v1/instances/web1/files/", 100),
+        ("/api/v1/instances/web1/filesx", 100),
+        ("/api/v1/instances//files", 100),
+        ("/api/v1/instances/a/b/files", 100),  # a name is one segment
+        ("/api/v1/instances/web1/files/x", 100),
+        ("/api/v1/instances/web1", 100),
+        ("/api/v1/auth/instances/web1/files", 10),
+    ],
+)
+def test_route_limits_match_the_whole_path(path: str, limit: int) -> None:
+    middleware = limited(None, route_limits={FILE_UPLOAD_ROUTE: 7000})
+    assert middleware.limit_for(path) == limit
+
+
+def test_route_pattern_escapes_the_template() -> None:
+    pattern = route_pattern("/a.b/{x}/c+d")
+    assert pattern.match("/a.b/1/c+d")
+    assert not pattern.match("/aXb/1/c+d")
+    assert not pattern.match("/a.b/1/ccd")
+
+
+async def test_the_file_upload_limit_is_a_setting(
+    make_settings: Callable[..., Settings], make_unit_app: Callable[..., Any]
+) -> None:
+    assert make_settings().MAX_FILE_UPLOAD_BYTES == 4 * 1024**3
+    with pytest.raises(ValidationError, match="MAX_FILE_UPLOAD_BYTES"):
+        make_settings(MAX_FILE_UPLOAD_BYTES=0)
+    app = await make_unit_app(make_settings(MAX_FILE_UPLOAD_BYTES=5000))
+    files = [(b"content-length", b"5001")]
+    sent = Sent()
+    await app(http_scope("/api/v1/instances/web1/files", files), Body(5001), sent)
+    assert sent.status == 413
+    assert sent.json()["detail"] == "Request body too large: at most 5000 bytes"

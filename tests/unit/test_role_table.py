@@ -48,6 +48,7 @@ DUMMY_PARAMS = {
     "pool": "p1",
     "volume": "v1",
     "network": "n1",
+    "profile": "pr1",
     "project": "p1",
     "fingerprint": "abc123",
     "alias": "a1",

@@ -10,13 +10,16 @@ from app.api.v1.routes.backups import router as backups_router
 from app.api.v1.routes.console import router as console_router
 from app.api.v1.routes.events import router as events_router
 from app.api.v1.routes.exec import router as exec_router
+from app.api.v1.routes.files import router as files_router
 from app.api.v1.routes.images import router as images_router
 from app.api.v1.routes.instance_lifecycle import router as instance_lifecycle_router
 from app.api.v1.routes.instance_logs import router as instance_logs_router
 from app.api.v1.routes.instances import router as instances_router
+from app.api.v1.routes.metrics import router as metrics_router
 from app.api.v1.routes.networks import router as networks_router
 from app.api.v1.routes.operations import router as operations_router
 from app.api.v1.routes.policy import router as policy_router
+from app.api.v1.routes.profiles import router as profiles_router
 from app.api.v1.routes.projects import router as projects_router
 from app.api.v1.routes.snapshots import router as snapshots_router
 from app.api.v1.routes.storage import router as storage_router
@@ -38,11 +41,14 @@ v1_router.include_router(instance_lifecycle_router)
 v1_router.include_router(instance_logs_router)
 v1_router.include_router(snapshots_router)
 v1_router.include_router(backups_router)
+v1_router.include_router(files_router)
 v1_router.include_router(storage_router)
 v1_router.include_router(storage_volumes_router)
 v1_router.include_router(networks_router)
+v1_router.include_router(profiles_router)
 v1_router.include_router(operations_router)
 v1_router.include_router(events_router)
 v1_router.include_router(exec_router)
 v1_router.include_router(console_router)
 v1_router.include_router(audit_router)
+v1_router.include_router(metrics_router)
