@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from app.api import health, metrics
 from app.api.docs import install_docs
+from app.api.readmodel import ReadModelMiddleware
 from app.api.sessions import SessionRegistry
 from app.api.v1.api import v1_router
 from app.api.websockets import refuse_upgrade
@@ -33,6 +34,7 @@ from app.db.session import make_engine, make_sessionmaker
 from app.metrics import APIMetrics, MetricsMiddleware
 from app.services.events import EventHub
 from app.services.lxd_client import LXDClient
+from app.services.readmodel import ReadModel
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +64,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.lxd.observer = app.state.metrics.observe_lxd
     # The event relay's shared LXD connections open with their first subscriber.
     app.state.event_hub = EventHub(app.state.lxd)
+    # Instance lists from memory, kept in step with LXD's events (app.services.readmodel).
+    app.state.read_model = ReadModel(app.state.lxd, enabled=settings.READ_MODEL)
+    app.state.read_model.start()
     # Open WebSockets per user: the cap, and an end for those of a user cut off meanwhile.
     app.state.ws_sessions = SessionRegistry(
         app.state.db_engine, max_per_user=settings.WS_MAX_SESSIONS_PER_USER
@@ -85,6 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await app.state.ws_sessions.close()
         await app.state.event_hub.close()
+        await app.state.read_model.close()
         await app.state.audit_log.close()  # writes what is still queued
         await app.state.lxd.close()
         await app.state.rate_limiter.close()
@@ -138,6 +144,8 @@ def create_app(
         expose_headers=[REQUEST_ID_HEADER, "ETag", "Retry-After", "Content-Disposition"],
     )
     app.add_middleware(RawPathGuardMiddleware)
+    # Once a write's response is sent, this replica's read model re-reads what it changed.
+    app.add_middleware(ReadModelMiddleware)
     # Outside the guard and the body limit (their 422/413 are audited), inside the request ID.
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestLogMiddleware)

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     # (404). At least 24 characters (`openssl rand -hex 32`).
     METRICS_TOKEN: SecretStr = SecretStr("")
 
+    # --- Read model (README "Lists at scale") ----------------------------------------------
+    # Instance lists and gets answered from memory, kept in step with LXD's event stream;
+    # false: every read goes to LXD.
+    READ_MODEL: bool = True
+
     @field_validator(
         "RATE_LIMIT_LOGIN",
         "RATE_LIMIT_LOGIN_IP",

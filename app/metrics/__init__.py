@@ -13,7 +13,8 @@ One `APIMetrics` per app (`app.state.metrics`, made by `create_app()`), with its
   `status` is LXD's HTTP status, or `error` when no answer came (timeout, connection).
 * Read when scraped (`StateCollector`), from what the app holds: open WebSocket sessions by
   kind (`lxd_api_ws_sessions{kind="exec|console|events"}`), event-hub upstream connections
-  and their subscribers, the audit appender's written, dropped and queued entries.
+  and their subscribers, the audit appender's written, dropped and queued entries, the read
+  model's stream, size, hits, misses and events.
 
 `GET /metrics` (app.api.metrics) serves it, when METRICS_TOKEN is set.
 """
@@ -121,6 +122,28 @@ class StateCollector(Collector):
             "Event-stream subscribers (WebSocket clients) of the hub.",
             value=sum(up["subscribers"] for up in upstreams),
         )
+
+        model = getattr(state, "read_model", None)
+        if model is not None:
+            figures = model.state()
+            yield GaugeMetricFamily(
+                "lxd_api_read_model_connected",
+                "1 while the read model's LXD event stream is up.",
+                value=1 if figures["connected"] else 0,
+            )
+            yield GaugeMetricFamily(
+                "lxd_api_read_model_instances",
+                "Instances held by the read model, all projects.",
+                value=sum(figures["projects"].values()),
+            )
+            for name, help_text in (
+                ("hits", "Reads the read model answered."),
+                ("misses", "Reads sent to LXD because the model could not answer."),
+                ("events", "LXD lifecycle events the read model received."),
+            ):
+                yield CounterMetricFamily(
+                    f"lxd_api_read_model_{name}", help_text, value=figures[name]
+                )
 
         audit = getattr(state, "audit_log", None)
         if audit is not None:

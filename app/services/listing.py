@@ -71,6 +71,14 @@ async def list_collection(
     return paginate(items, limit=query.limit, offset=query.offset)
 
 
+async def read_list(lxd: LXDClient, path: str, *, project: str) -> list[Any]:
+    """A whole collection of `project` (`recursion=1`), unsorted; an unknown project is 404."""
+    raw = await _get_list(lxd, path, project=project, params={"recursion": 1})
+    if not raw:
+        await ensure_project(lxd, project)
+    return raw
+
+
 def _sort_key(item: Any) -> str:
     if isinstance(item, dict):
         return str(item.get("name") or item.get("fingerprint") or item.get("id") or "")

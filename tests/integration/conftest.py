@@ -124,13 +124,36 @@ async def names(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
             await delete_instance(lxd_raw, name)
 
 
+async def caught_up(app: Any, raw: httpx.AsyncClient, name: str, project: str = "default") -> None:
+    """Wait until the app's read model has every LXD event sent so far (a change made straight
+    at LXD is in the API's reads once its event arrived: API.md, "Lists at scale"). LXD sends
+    events in order on one connection, so an event of our own making is the barrier: reading
+    the instance's metadata sends `instance-metadata-retrieved`."""
+    import asyncio
+
+    model = getattr(app.state, "read_model", None)
+    if model is None or not model.connected:
+        return
+    since = model.events
+    await raw.get(f"/1.0/instances/{name}/metadata", params={"project": project})
+
+    def arrived() -> bool:
+        new = list(model.recent)[-(model.events - since) :] if model.events > since else []
+        return (project, "instance-metadata-retrieved", name) in new
+
+    async with asyncio.timeout(10):
+        while not arrived():
+            await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def instance(
-    lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv, unique: Callable[[str], str]
+    app: Any, lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv, unique: Callable[[str], str]
 ) -> AsyncIterator[str]:
     """A running busybox container in the default project, removed afterwards."""
     name = unique("it")
     await create_instance(lxd_raw, name, image=lxd_env.image_alias)
+    await caught_up(app, lxd_raw, name)
     try:
         yield name
     finally:
@@ -139,11 +162,12 @@ async def instance(
 
 @pytest.fixture
 async def stopped_instance(
-    lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv, unique: Callable[[str], str]
+    app: Any, lxd_raw: httpx.AsyncClient, lxd_env: LXDEnv, unique: Callable[[str], str]
 ) -> AsyncIterator[str]:
     """A stopped busybox container in the default project, removed afterwards."""
     name = unique("it")
     await create_instance(lxd_raw, name, image=lxd_env.image_alias, start=False)
+    await caught_up(app, lxd_raw, name)
     try:
         yield name
     finally:

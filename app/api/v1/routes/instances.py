@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from app.api.access import OperatorUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
 from app.api.operations import operation_answer
+from app.api.readmodel import ReadModelDep, age_header
 from app.api.responses import (
     ASYNC_RESPONSES,
     POLICY_RESPONSES,
@@ -36,8 +37,10 @@ from app.services import policy
 router = APIRouter(prefix="/instances", tags=["instances"])
 
 
-def _lxd_json(body: object, etag: str | None = None) -> LXDJSONResponse:
-    return LXDJSONResponse(body, headers={"ETag": etag} if etag else None)
+def _lxd_json(body: object, etag: str | None = None, age: int | None = None) -> LXDJSONResponse:
+    headers = {"ETag": etag} if etag else {}
+    headers.update(age_header(age) or {})
+    return LXDJSONResponse(body, headers=headers or None)
 
 
 @router.get(
@@ -47,8 +50,9 @@ def _lxd_json(body: object, etag: str | None = None) -> LXDJSONResponse:
     description="`GET /1.0/instances` with `recursion=1` (`expand=false`: names only), "
     "`filter` passed through (e.g. `status eq Running`), `instance-type` to keep containers or "
     "VMs; sorted by name and paged here with `limit`/`offset`. An unknown project is a 404. "
-    "Role: viewer. "
-    "Synchronous.",
+    "Answered from the read model (kept in step with LXD's events; `Age` header: seconds "
+    "since it was loaded) unless `filter` is given or the request says `Cache-Control: "
+    "no-cache`, which read LXD. Role: viewer. Synchronous.",
     responses=error_responses(400, 404),
 )
 async def list_instances(
@@ -56,18 +60,16 @@ async def list_instances(
     project: ProjectDep,
     params: ListParams,
     _: ViewerRead,
+    model: ReadModelDep,
     instance_type: Annotated[
         Literal["container", "virtual-machine"] | None,
         Query(alias="instance-type", description="Only containers or only virtual machines"),
     ] = None,
 ) -> JSONResponse:
-    body = await service.list_instances(
-        lxd,
-        project=project,
-        query=params,
-        instance_type=instance_type,
+    body, age = await service.list_instances(
+        lxd, project=project, query=params, instance_type=instance_type, model=model
     )
-    return _lxd_json(body)
+    return _lxd_json(body, age=age)
 
 
 @router.post(
@@ -107,14 +109,15 @@ async def create_instance(
     response_model=InstancePublic,
     summary="Get an instance",
     description="`GET /1.0/instances/{name}`. LXD's ETag comes back as `ETag`: send it as "
-    "`If-Match` on PUT/PATCH to refuse a stale write. Role: viewer. Synchronous.",
+    "`If-Match` on PUT/PATCH to refuse a stale write. From the read model (with `Age`) "
+    "unless `Cache-Control: no-cache`. Role: viewer. Synchronous.",
     responses=error_responses(404),
 )
 async def get_instance(
-    name: InstanceName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
+    name: InstanceName, lxd: LXDDep, project: ProjectDep, _: ViewerRead, model: ReadModelDep
 ) -> JSONResponse:
-    instance, etag = await service.get_instance(lxd, name=name, project=project)
-    return _lxd_json(instance, etag)
+    instance, etag, age = await service.read_instance(lxd, name=name, project=project, model=model)
+    return _lxd_json(instance, etag, age)
 
 
 @router.put(

@@ -1,0 +1,99 @@
+"""The read model at the HTTP edge: who may be answered from it, and this API's own writes.
+
+* `ReadModelDep`: the app's `ReadModel`, or None when the request asks for a fresh read
+  (`Cache-Control: no-cache`, `no-store` or `max-age=0`): then LXD answers.
+* `ReadModelMiddleware`: for every request that may change something (not GET, HEAD or
+  OPTIONS) under `/api/v1`, tells the model (`note_write`) as the response starts, so that
+  this replica's next read shows the write: an instance route (`/instances/{name}`, its
+  state, config, snapshots...) re-reads that instance; anything else in the project (a
+  create, a rename or copy, a volume or NIC attach, a profile) reloads the project's
+  instances. Auth, users, tokens, audit and
+  policy checks change no instance.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import Depends, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.metrics.middleware import route_template
+from app.services.readmodel import ReadModel
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_PREFIX = "/api/v1"
+INSTANCE_ROUTE = f"{API_PREFIX}/instances/{{name}}"
+# Routes under these change no instance.
+UNRELATED = tuple(
+    f"{API_PREFIX}/{area}" for area in ("auth", "users", "audit", "policy", "metrics")
+)
+# Instance routes that make or name another instance: the project is reloaded.
+RELOADING_SUFFIXES = ("/rename", "/copy")
+_FRESH = ("no-cache", "no-store", "max-age=0")
+
+
+async def get_read_model(request: Request) -> ReadModel | None:
+    cache_control = request.headers.get("cache-control", "").lower()
+    if any(directive in cache_control for directive in _FRESH):
+        return None
+    model: ReadModel | None = getattr(request.app.state, "read_model", None)
+    return model
+
+
+ReadModelDep = Annotated[ReadModel | None, Depends(get_read_model)]
+
+
+def age_header(age: int | None) -> dict[str, str] | None:
+    """`Age` for an answer from the model (API.md), nothing for one from LXD."""
+    return {"Age": str(age)} if age is not None else None
+
+
+class ReadModelMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        model: ReadModel | None = getattr(scope["app"].state, "read_model", None)
+        if model is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            # Before the client hears the answer: its next request must see the write.
+            if message["type"] == "http.response.start":
+                written(model, scope)
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def written(model: ReadModel, scope: Scope) -> None:
+    """Tell the model what the finished request may have changed."""
+    path: str = scope.get("path", "")
+    if not path.startswith(API_PREFIX + "/") or path.startswith(UNRELATED):
+        return
+    params: dict[str, Any] = scope.get("path_params") or {}
+    template = route_template(scope)
+    project = _project(scope)
+    if template.startswith(f"{API_PREFIX}/projects/{{project}}"):
+        model.note_write(str(params.get("project", project)), None)
+        return
+    if template.startswith(INSTANCE_ROUTE) and not template.endswith(RELOADING_SUFFIXES):
+        model.note_write(project, str(params.get("name", "")) or None)
+        return
+    model.note_write(project, None)
+
+
+def _project(scope: Scope) -> str:
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "project=" in query:
+        values = parse_qs(query).get("project")
+        if values and values[0]:
+            return values[0]
+    default: str = scope["app"].state.settings.DEFAULT_PROJECT
+    return default
