@@ -53,7 +53,8 @@ async def served(
     make_settings: Callable[..., Settings],
     fake_lxd: FakeLXD,
 ) -> AsyncIterator[tuple[FastAPI, str]]:
-    settings = make_settings(LXD_SOCKET_PATH=str(fake_lxd.path), LXD_TIMEOUT=5)
+    # The read model off: it would hold an event connection of its own to the fake LXD.
+    settings = make_settings(LXD_SOCKET_PATH=str(fake_lxd.path), LXD_TIMEOUT=5, READ_MODEL=False)
     app: FastAPI = await make_unit_app(settings=settings, lxd_handler=lxd_handler)
     await app.state.event_hub.close()
     app.state.event_hub = EventHub(
