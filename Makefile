@@ -10,7 +10,7 @@ SANDBOX_ENV := .sandbox/sandbox.env
 # The mode `make dev` points the API at: local (unix socket) or remote (mTLS on 127.0.0.1).
 DEV_MODE  ?= local
 SYSTEM_PACKAGES := lxd lxd-client iptables busybox-static
-TEST_PACKAGES   := postgresql chromium
+TEST_PACKAGES   := postgresql chromium redis-server
 
 .PHONY: help install lock outdated system-deps migrate run dev test test-unit test-integration lint format \
         typecheck up down logs lxd-sandbox lxd-sandbox-down bench clean

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.api.deps import LXDDep
 from app.core.config import APP_VERSION
+from app.core.ratelimit import RateLimiter
 from app.services.exceptions import LXDError
 from app.services.lxd_client import LXDClient
 from app.services.system import server_info
@@ -27,10 +29,19 @@ class LXDHealth(BaseModel):
     reason: str | None = None
 
 
+class RateLimitHealth(BaseModel):
+    """The shared rate-limit storage (only with `RATE_LIMIT_STORAGE_URI` on Redis)."""
+
+    status: Literal["ok", "unavailable"]
+    storage: str
+    reason: str | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
     lxd: LXDHealth
+    rate_limits: RateLimitHealth | None = None
 
 
 class Live(BaseModel):
@@ -52,19 +63,38 @@ async def lxd_health(lxd: LXDClient) -> LXDHealth:
     )
 
 
+async def rate_limit_health(limiter: RateLimiter) -> RateLimitHealth | None:
+    if not limiter.shared:
+        return None
+    reason = await limiter.check()
+    status: Literal["ok", "unavailable"] = "ok" if reason is None else "unavailable"
+    return RateLimitHealth(status=status, storage=limiter.kind, reason=reason)
+
+
 @router.get(
     "/health",
     response_model=Health,
     summary="Deep health check",
     description="Checks that LXD answers `GET /1.0`. 200 when it does; 503 with "
-    '`"status": "degraded"` and the reason when it does not. Public.',
+    '`"status": "degraded"` and the reason when it does not. With the rate limits on Redis, '
+    '`rate_limits` says whether Redis answers: Redis down is `"status": "degraded"` with '
+    "200 (logins are refused meanwhile, everything else is served; every replica shares that "
+    "Redis, so taking this one out of a load balancer would not help). Public.",
     responses={503: {"model": Health, "description": "LXD is unreachable"}},
 )
-async def health(lxd: LXDDep) -> JSONResponse:
-    lxd_state = await lxd_health(lxd)
-    ok = lxd_state.status == "ok"
-    body = Health(status="ok" if ok else "degraded", version=APP_VERSION, lxd=lxd_state)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ok else 503)
+async def health(request: Request, lxd: LXDDep) -> JSONResponse:
+    lxd_state, limits_state = await asyncio.gather(
+        lxd_health(lxd), rate_limit_health(request.app.state.rate_limiter)
+    )
+    lxd_ok = lxd_state.status == "ok"
+    ok = lxd_ok and (limits_state is None or limits_state.status == "ok")
+    body = Health(
+        status="ok" if ok else "degraded",
+        version=APP_VERSION,
+        lxd=lxd_state,
+        rate_limits=limits_state,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if lxd_ok else 503)
 
 
 @router.get(

@@ -1,5 +1,10 @@
 """The rate limits of the auth routes, as dependencies: `LoginRateLimit` (login, the token form
-and a password change) and `RefreshRateLimit`."""
+and a password change) and `RefreshRateLimit`.
+
+With the shared storage (Redis) down, password checks fail closed (503 `rate_limit_unavailable`:
+without the counters, replicas would let a guesser try without bound) and refresh fails open (a
+refresh token is signed and single use, there is nothing to guess; refusing it would log every
+user out when their access token expires). Nothing else uses the limiter."""
 
 from __future__ import annotations
 
@@ -13,9 +18,20 @@ import structlog
 from fastapi import Depends, Request
 
 from app.core.config import Settings
-from app.core.ratelimit import LoginLimits, RateLimiter, TrustedProxies, client_ip
+from app.core.ratelimit import (
+    LimiterUnavailable,
+    LoginLimits,
+    RateLimiter,
+    TrustedProxies,
+    client_ip,
+)
 from app.db.crud import username_key
-from app.services.auth import InvalidCredentialsError, RateLimitedError, WrongPasswordError
+from app.services.auth import (
+    InvalidCredentialsError,
+    RateLimitedError,
+    RateLimitUnavailableError,
+    WrongPasswordError,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -38,9 +54,13 @@ class LoginGuard:
 
     @asynccontextmanager
     async def attempt(self, username: str) -> AsyncIterator[None]:
-        attempt = await self.limiter.admit_login(
-            self.rules, ip=self.ip, user=username_key(username)
-        )
+        try:
+            attempt = await self.limiter.admit_login(
+                self.rules, ip=self.ip, user=username_key(username)
+            )
+        except LimiterUnavailable as exc:
+            log.warning("ratelimit.unavailable", scope="login", action="refused", error=str(exc))
+            raise RateLimitUnavailableError() from exc
         if not attempt.decision.allowed:
             log.info("auth.rate_limited", scope="login", by=attempt.decision.by)
             raise RateLimitedError(attempt.decision.retry_after)
@@ -77,7 +97,11 @@ async def refresh_rate_limit(request: Request) -> None:
     """Refresh attempts per client address (`RATE_LIMIT_REFRESH`)."""
     limiter: RateLimiter = request.app.state.rate_limiter
     item = RateLimiter.parse(request.app.state.settings.RATE_LIMIT_REFRESH)
-    decision = await limiter.hit(item, "refresh", "ip", _client_ip(request))
+    try:
+        decision = await limiter.hit(item, "refresh", "ip", _client_ip(request))
+    except LimiterUnavailable as exc:
+        log.warning("ratelimit.unavailable", scope="refresh", action="allowed", error=str(exc))
+        return
     if not decision.allowed:
         log.info("auth.rate_limited", scope="refresh", by="ip")
         raise RateLimitedError(decision.retry_after)

@@ -41,6 +41,14 @@ ERROR_MESSAGES: dict[int, str] = {
 }
 AUTH_ERRORS = (401, 403)
 LXD_ERRORS = (422, 502, 503, 504)
+# A password check while the shared rate-limit store (Redis) is down (app.api.limits).
+LIMITER_DOWN: Responses = {
+    503: {
+        "model": ErrorBody,
+        "description": "The rate-limit store (Redis) is unreachable: password checks are refused "
+        "until it answers (`code: rate_limit_unavailable`, `Retry-After`)",
+    }
+}
 
 
 def error_responses(*codes: int, protected: bool = True, lxd: bool = True) -> Responses:

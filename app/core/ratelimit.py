@@ -13,6 +13,11 @@ Storage is `memory://` (one process) by default; `RATE_LIMIT_STORAGE_URI=redis:/
 shares the counters between replicas (the `async+` scheme is added when missing). Moving
 window: a burst cannot double up across a window edge.
 
+When the shared storage cannot be reached, every call here raises `LimiterUnavailable` (after
+at most `STORAGE_TIMEOUT` seconds), except the counting of an attempt already decided, which is
+logged and dropped: the caller chooses to fail closed (logins: the limit is what stands between a
+password guesser and the user store) or open (refresh: its tokens are signed, nothing to guess).
+
 The client IP is the peer address, or the first untrusted address in `X-Forwarded-For`
 (read from the right) when the peer is one of `FORWARDED_ALLOW_IPS` (IPs and CIDRs,
 comma-separated; `*` trusts any peer). A client can put anything in that header, so it is only
@@ -27,13 +32,15 @@ import ipaddress
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import limits
+import structlog
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -43,6 +50,14 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 KNOWN_ADDRESS = limits.RateLimitItemPerDay(1, 30)
 # How long an attempt may wait for attempts in flight at the same counters to be decided.
 ADMISSION_WAIT_SECONDS = 5.0
+# The longest a shared storage (Redis) may take to connect or answer before it counts as down.
+STORAGE_TIMEOUT = 2.0
+
+log = structlog.get_logger(__name__)
+
+
+class LimiterUnavailable(Exception):
+    """The shared rate-limit storage (Redis) did not answer."""
 
 
 class TrustedProxies:
@@ -89,6 +104,12 @@ def storage_uri(uri: str) -> str:
     return uri if uri.startswith("async+") else f"async+{uri}"
 
 
+def storage_kind(uri: str) -> str:
+    """`memory`, `redis`, ...: the scheme without `async+` and its variants (`rediss`)."""
+    scheme = storage_uri(uri).removeprefix("async+").split(":", 1)[0].split("+", 1)[0]
+    return {"rediss": "redis", "valkeys": "valkey"}.get(scheme, scheme)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -100,7 +121,14 @@ class RateLimiter:
     """One per app (made in the lifespan). `hit()` counts one attempt against a limit."""
 
     def __init__(self, uri: str) -> None:
-        self.storage: Any = storage_from_string(storage_uri(uri))
+        self.kind = storage_kind(uri)
+        self.shared = self.kind != "memory"
+        # Storage errors come wrapped (`StorageError`) whatever the client library; a Redis that
+        # hangs is down after STORAGE_TIMEOUT instead of holding every login.
+        options: dict[str, Any] = {"wrap_exceptions": True}
+        if self.kind in {"redis", "valkey"}:
+            options.update(connect_timeout=STORAGE_TIMEOUT, stream_timeout=STORAGE_TIMEOUT)
+        self.storage: Any = storage_from_string(storage_uri(uri), **options)
         self.strategy = MovingWindowRateLimiter(self.storage)
         # Login attempts admitted and not yet decided, per counter key (this process only).
         self._in_flight: Counter[str] = Counter()
@@ -110,10 +138,22 @@ class RateLimiter:
     def parse(limit: str) -> limits.RateLimitItem:
         return limits.parse(limit)
 
+    async def check(self) -> str | None:
+        """None when the storage answers, else why not (for `/health`)."""
+        if not self.shared:
+            return None
+        try:
+            async with asyncio.timeout(STORAGE_TIMEOUT):
+                healthy = await self.storage.check()
+        except (TimeoutError, StorageError, OSError) as exc:
+            return f"{self.kind} did not answer: {exc or type(exc).__name__}"
+        return None if healthy else f"{self.kind} is unreachable"
+
     async def hit(self, item: limits.RateLimitItem, *key: str) -> Decision:
-        if await self.strategy.hit(item, *key):
-            return Decision(allowed=True)
-        stats = await self.strategy.get_window_stats(item, *key)
+        with _unavailable():
+            if await self.strategy.hit(item, *key):
+                return Decision(allowed=True)
+            stats = await self.strategy.get_window_stats(item, *key)
         return Decision(
             allowed=False, retry_after=max(1, math.ceil(stats.reset_time - time.time()))
         )
@@ -130,10 +170,12 @@ class RateLimiter:
         attempt = LoginAttempt(self, rules, ip=ip, user=user)
         deadline = asyncio.get_running_loop().time() + wait
         async with self._login_changed:
-            known = await self._known(rules, ip, user)
+            with _unavailable():
+                known = await self._known(rules, ip, user)
             attempt.counters = rules.counters(ip=ip, user=user, known=known)
             while True:
-                decision, busy = await self._check(attempt.counters)
+                with _unavailable():
+                    decision, busy = await self._check(attempt.counters)
                 if decision.allowed:
                     self._in_flight.update(_gates(attempt.counters))
                     attempt.admitted = True
@@ -182,6 +224,12 @@ class RateLimiter:
                     known = ("login-known", attempt.user, attempt.ip)
                     await self.strategy.clear(attempt.rules.known, *known)
                     await self.strategy.hit(attempt.rules.known, *known)
+            except (StorageError, TimeoutError) as exc:
+                # The attempt is decided already (its answer stands); the storage went away
+                # while it ran, and the next attempt is refused until it is back.
+                log.warning(
+                    "ratelimit.unavailable", during="count", outcome=outcome, error=str(exc)
+                )
             finally:
                 keys = _gates(attempt.counters)
                 self._in_flight.subtract(keys)
@@ -198,6 +246,15 @@ class RateLimiter:
         timer = getattr(self.storage, "timer", None)
         if timer is not None and not timer.done():
             timer.cancel()
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Storage failures (and timeouts) as `LimiterUnavailable`."""
+    try:
+        yield
+    except (StorageError, TimeoutError) as exc:
+        raise LimiterUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 def _gates(counters: tuple[Counted, ...]) -> list[str]:

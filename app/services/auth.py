@@ -69,6 +69,21 @@ class RateLimitedError(AppError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class RateLimitUnavailableError(AppError):
+    """The shared rate-limit storage is down: password checks are refused (fail closed)."""
+
+    status_code = 503
+    code = "rate_limit_unavailable"
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Logins are paused: the rate-limit store cannot be reached; "
+            f"retry in {self.retry_after} s"
+        )
+        self.headers = {"Retry-After": str(self.retry_after)}
+
+
 class UsernameTakenError(ConflictError):
     code = "username_taken"
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from app.api.access import AdminUser, LoginUser, PasswordLoginUser, access_claims, oauth2_scheme
 from app.api.deps import SessionDep, SettingsDep
 from app.api.limits import LoginRateLimit, RefreshRateLimit
-from app.api.responses import error_responses
+from app.api.responses import LIMITER_DOWN, error_responses
 from app.core.security import PASSWORD_MAX_LENGTH
 from app.schemas.auth import (
     LoginRequest,
@@ -44,7 +44,7 @@ def _pair(pair: service.TokenPair) -> TokenPair:
     "out of its own address; successful logins only count against their own per-address "
     "limit (`RATE_LIMIT_LOGIN_SUCCESS`). Over a limit, a login is refused before the password "
     "is checked, even a right one: 429 with `Retry-After` (seconds). Public.",
-    responses=error_responses(401, 422, 429, protected=False, lxd=False),
+    responses={**error_responses(401, 422, 429, protected=False, lxd=False), **LIMITER_DOWN},
 )
 async def login(
     request: Request,
@@ -111,7 +111,10 @@ async def _read_form(request: Request) -> dict[str, str]:
     "your username and password there (leave client id and secret empty) and every request "
     "from the page carries the access token. Same rate limits as login (the same counters). "
     "Public.",
-    responses=error_responses(401, 413, 415, 422, 429, protected=False, lxd=False),
+    responses={
+        **error_responses(401, 413, 415, 422, 429, protected=False, lxd=False),
+        **LIMITER_DOWN,
+    },
     openapi_extra=_TOKEN_FORM_SCHEMA,
 )
 async def token(
@@ -198,7 +201,10 @@ async def me(user: LoginUser) -> UserPublic:
     description="Needs the current password (400 when wrong; a wrong one counts as a failed "
     "login, and the login limits apply). Every token issued so far, this one included, stops "
     "working: log in again. Not with an API token (403). Any logged-in user.",
-    responses=error_responses(400, 401, 403, 422, 429, protected=False, lxd=False),
+    responses={
+        **error_responses(400, 401, 403, 422, 429, protected=False, lxd=False),
+        **LIMITER_DOWN,
+    },
 )
 async def change_password(
     body: PasswordChange, user: PasswordLoginUser, session: SessionDep, limit: LoginRateLimit
