@@ -14,15 +14,14 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.audit.middleware import SAFE_METHODS, entry_project
 from app.metrics.middleware import route_template
 from app.services.readmodel import ReadModel
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/api/v1"
 INSTANCE_ROUTE = f"{API_PREFIX}/instances/{{name}}"
 # Routes under these change no instance.
@@ -79,7 +78,8 @@ def written(model: ReadModel, scope: Scope) -> None:
         return
     params: dict[str, Any] = scope.get("path_params") or {}
     template = route_template(scope)
-    project = _project(scope)
+    default: str = scope["app"].state.settings.DEFAULT_PROJECT
+    project = entry_project(scope, default) or default
     if template.startswith(f"{API_PREFIX}/projects/{{project}}"):
         model.note_write(str(params.get("project", project)), None)
         return
@@ -87,13 +87,3 @@ def written(model: ReadModel, scope: Scope) -> None:
         model.note_write(project, str(params.get("name", "")) or None)
         return
     model.note_write(project, None)
-
-
-def _project(scope: Scope) -> str:
-    query = scope.get("query_string", b"").decode("latin-1")
-    if "project=" in query:
-        values = parse_qs(query).get("project")
-        if values and values[0]:
-            return values[0]
-    default: str = scope["app"].state.settings.DEFAULT_PROJECT
-    return default
