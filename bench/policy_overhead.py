@@ -6,7 +6,8 @@
   with project bindings;
 * the user's standing read beside every JSON read, and the user load before every write, on
   SQLite: the queries they are now (the project bindings joined, plus "was this access token
-  logged out") against what they were before (the user's row alone).
+  logged out"; the standing read in one thread hop on `sqlite3`, app/db/standing.py) against
+  what they were before (the user's row alone, through the async engine).
 
     .venv/bin/python bench/policy_overhead.py [--rounds 20000]
 
@@ -30,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import lazyload
 
 from app.api.access import require
 from app.auth.policy import InstanceWrite, Policy, PolicyMode, check_instance
@@ -130,7 +131,7 @@ async def standing_costs(rounds: int) -> tuple[tuple[float, float], tuple[float,
 
             async def user_before() -> object:
                 async with sessionmaker() as session:
-                    stmt = select(User).options(noload(User.bindings)).where(User.id == user_id)
+                    stmt = select(User).options(lazyload(User.bindings)).where(User.id == user_id)
                     return (await session.execute(stmt)).scalar_one()
 
             async def user_now() -> object:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.security import Role
 from app.db.models import ProjectBinding, RefreshToken, RevokedAccessToken, User, utcnow
+from app.db.standing import reader_for
 
 
 def username_key(username: str) -> str:
@@ -83,7 +84,16 @@ async def get_token_user(
 async def get_standing(
     engine: AsyncEngine, user_id: int, jti: str | None = None
 ) -> Standing | None:
-    """What the check beside every read needs (see `get_token_user()`, one query)."""
+    """What the check beside every read needs (see `get_token_user()`, one query; on a SQLite
+    file it runs in one thread hop, `app.db.standing`)."""
+    reader = reader_for(engine)
+    if reader is not None:
+        rows = await reader.rows(user_id, jti or "")
+        if not rows:
+            return None
+        role, is_active, version, *_, revoked = rows[0]
+        projects = {row[3]: row[4] for row in rows if row[3] is not None}
+        return Standing(role, bool(is_active), version, projects, bool(revoked))
     user, revoked = await get_token_user(engine, user_id, jti)
     if user is None:
         return None
