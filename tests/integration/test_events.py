@@ -26,10 +26,17 @@ async def subscribe(live_url: str, query: str) -> ClientConnection:
 
 
 async def wait_for_upstream(app: FastAPI, types: list[str], subscribers: int) -> dict[str, Any]:
+    """The hub's upstream for `types` once it has `subscribers` and has reached LXD (a
+    subscriber is counted as it joins, which may be before the upstream's first connect
+    completes on a loaded machine)."""
     async with asyncio.timeout(10):
         while True:
             for upstream in app.state.event_hub.state()["upstreams"]:
-                if upstream["types"] == types and upstream["subscribers"] == subscribers:
+                if (
+                    upstream["types"] == types
+                    and upstream["subscribers"] == subscribers
+                    and upstream["connects"] >= 1
+                ):
                     return dict(upstream)
             await asyncio.sleep(0.02)
 
