@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from app.api import health, metrics
 from app.api.docs import install_docs
 from app.api.readmodel import ReadModelMiddleware
+from app.api.routing import add_routes
 from app.api.sessions import SessionRegistry
-from app.api.v1.api import v1_router
+from app.api.v1.api import V1_ROUTERS
 from app.api.websockets import refuse_upgrade
 from app.audit import AuditMiddleware, open_log
 from app.core.bodylimit import FILE_UPLOAD_ROUTE, BodyLimitMiddleware
@@ -157,9 +158,7 @@ def create_app(
         transformer=lambda value: value,
     )
 
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(v1_router)
+    add_routes(app, health.router, metrics.router, *V1_ROUTERS)
     install_docs(app)
     return app
 

@@ -15,6 +15,8 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api.routing import add_routes
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STATIC_URL = "/static"
 DOCS_URL = "/docs"
@@ -58,5 +60,5 @@ async def redoc() -> HTMLResponse:
 def install_docs(app: FastAPI) -> None:
     """The docs pages and `/static` (the app must be built with `docs_url=None,
     redoc_url=None`, so that FastAPI's CDN pages are not registered)."""
-    app.include_router(router)
+    add_routes(app, router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,4 +1,4 @@
-"""`v1_router`: every resource router under `/api/v1`."""
+"""Every resource router of `/api/v1`, in the order they are matched (app/api/routing.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app.api.v1.routes.console import router as console_router
 from app.api.v1.routes.events import router as events_router
 from app.api.v1.routes.exec import router as exec_router
 from app.api.v1.routes.files import router as files_router
+from app.api.v1.routes.image_aliases import router as image_aliases_router
 from app.api.v1.routes.images import router as images_router
 from app.api.v1.routes.instance_lifecycle import router as instance_lifecycle_router
 from app.api.v1.routes.instance_logs import router as instance_logs_router
@@ -28,27 +29,31 @@ from app.api.v1.routes.system import router as system_router
 from app.api.v1.routes.tokens import router as tokens_router
 from app.api.v1.routes.users import router as users_router
 
-v1_router = APIRouter(prefix="/api/v1")
-v1_router.include_router(auth_router)
-v1_router.include_router(tokens_router)
-v1_router.include_router(users_router)
-v1_router.include_router(system_router)
-v1_router.include_router(projects_router)
-v1_router.include_router(images_router)
-v1_router.include_router(instances_router)
-v1_router.include_router(policy_router)
-v1_router.include_router(instance_lifecycle_router)
-v1_router.include_router(instance_logs_router)
-v1_router.include_router(snapshots_router)
-v1_router.include_router(backups_router)
-v1_router.include_router(files_router)
-v1_router.include_router(storage_router)
-v1_router.include_router(storage_volumes_router)
-v1_router.include_router(networks_router)
-v1_router.include_router(profiles_router)
-v1_router.include_router(operations_router)
-v1_router.include_router(events_router)
-v1_router.include_router(exec_router)
-v1_router.include_router(console_router)
-v1_router.include_router(audit_router)
-v1_router.include_router(metrics_router)
+# Matched in this order, first match wins: the instance routes (the most read) first, the
+# aliases before `/images/{fingerprint}`. Every router declares its full path (`PREFIX`).
+V1_ROUTERS: tuple[APIRouter, ...] = (
+    instances_router,
+    instance_lifecycle_router,
+    instance_logs_router,
+    snapshots_router,
+    backups_router,
+    files_router,
+    exec_router,
+    console_router,
+    operations_router,
+    events_router,
+    auth_router,
+    tokens_router,
+    users_router,
+    system_router,
+    projects_router,
+    image_aliases_router,
+    images_router,
+    policy_router,
+    storage_router,
+    storage_volumes_router,
+    networks_router,
+    profiles_router,
+    audit_router,
+    metrics_router,
+)

@@ -11,6 +11,7 @@ from app.api.access import AdminUser, LoginUser, PasswordLoginUser, access_claim
 from app.api.deps import SessionDep, SettingsDep
 from app.api.limits import LoginRateLimit, RefreshRateLimit
 from app.api.responses import LIMITER_DOWN, error_responses
+from app.api.v1 import PREFIX
 from app.core.security import PASSWORD_MAX_LENGTH
 from app.schemas.auth import (
     LoginRequest,
@@ -22,7 +23,7 @@ from app.schemas.auth import (
 from app.schemas.users import UserCreate, UserPublic
 from app.services import auth as service
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=PREFIX + "/auth", tags=["auth"])
 
 
 def _pair(pair: service.TokenPair) -> TokenPair:

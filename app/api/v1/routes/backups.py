@@ -17,12 +17,13 @@ from app.api.responses import (
     LXDJSONResponse,
     error_responses,
 )
+from app.api.v1 import PREFIX
 from app.schemas.backups import BackupCreate, BackupPublic
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.services import backups as service
 from app.services.backups import archive_extension
 
-router = APIRouter(prefix="/instances/{name}/backups", tags=["backups"])
+router = APIRouter(prefix=PREFIX + "/instances/{name}/backups", tags=["backups"])
 
 BackupName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Backup name", examples=["weekly"])

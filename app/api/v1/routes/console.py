@@ -11,6 +11,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.api.access import WSOperatorUser
 from app.api.deps import LXDDep
 from app.api.sessions import ws_sessions
+from app.api.v1 import PREFIX
 from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_NORMAL,
@@ -27,7 +28,7 @@ from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/instances", tags=["console"])
+router = APIRouter(prefix=PREFIX + "/instances", tags=["console"])
 
 
 def _terminal_size(width: str | None, height: str | None) -> tuple[int, int] | None:

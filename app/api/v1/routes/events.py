@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, WebSocket
 from app.api.access import WSViewerUser, ws_wants_all_projects
 from app.api.deps import LXDDep
 from app.api.sessions import ws_sessions
+from app.api.v1 import PREFIX
 from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_LXD_FAILED,
@@ -26,7 +27,7 @@ from app.services.listing import ensure_project
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/operations", tags=["operations"])
+router = APIRouter(prefix=PREFIX + "/operations", tags=["operations"])
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013

@@ -18,6 +18,7 @@ from app.api.access import OperatorUser, WSOperatorUser
 from app.api.deps import LXDDep, ProjectDep
 from app.api.responses import ACCEPTED_RESPONSES, error_responses
 from app.api.sessions import ws_sessions
+from app.api.v1 import PREFIX
 from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_NORMAL,
@@ -35,7 +36,7 @@ from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/instances", tags=["exec"])
+router = APIRouter(prefix=PREFIX + "/instances", tags=["exec"])
 
 START_FRAME_TIMEOUT = 30.0
 

@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect
 from app.api.access import OperatorUser, ViewerUser
 from app.api.deps import LXDDep, ProjectDep
 from app.api.responses import DownloadResponse, error_responses
+from app.api.v1 import PREFIX
 from app.audit import note_detail
 from app.schemas.common import InstanceName
 from app.schemas.files import DirectoryListing, FileWritten, SymlinkInfo
@@ -52,7 +53,7 @@ async def file_path(
 
 FilePath = Annotated[str, Depends(file_path)]
 router = APIRouter(
-    prefix="/instances/{name}/files", tags=["files"], dependencies=[Depends(note_path)]
+    prefix=PREFIX + "/instances/{name}/files", tags=["files"], dependencies=[Depends(note_path)]
 )
 
 FILE_HEADERS = {

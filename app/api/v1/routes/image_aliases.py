@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.api.access import AdminUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep
 from app.api.responses import error_responses, with_etag
+from app.api.v1 import PREFIX
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.images import (
     ImageAliasCreate,
@@ -23,7 +24,7 @@ from app.schemas.images import (
 )
 from app.services import images as service
 
-router = APIRouter(prefix="/aliases")
+router = APIRouter(prefix=PREFIX + "/images/aliases", tags=["images"])
 
 AliasPath = Annotated[
     str,

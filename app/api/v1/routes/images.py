@@ -10,13 +10,12 @@ from app.api.access import AdminUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses
-from app.api.v1.routes.image_aliases import router as aliases_router
+from app.api.v1 import PREFIX
 from app.schemas.common import Fingerprint, OperationRef, Page
 from app.schemas.images import ImageCopy, ImagePublic
 from app.services import images as service
 
-router = APIRouter(prefix="/images", tags=["images"])
-router.include_router(aliases_router)
+router = APIRouter(prefix=PREFIX + "/images", tags=["images"])
 
 
 @router.get(

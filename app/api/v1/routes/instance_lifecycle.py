@@ -11,13 +11,14 @@ from app.api.access import OperatorUser
 from app.api.deps import LXDDep, ProjectDep, WaitParams, WaitQuery
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses
+from app.api.v1 import PREFIX
 from app.schemas.common import InstanceName, OperationRef
 from app.schemas.instances import LifecycleOptions, StateAction, StateChange
 from app.services import instances as service
 from app.services.exceptions import LXDError
 from app.services.lxd_client import LXDClient, LXDResponse
 
-router = APIRouter(prefix="/instances", tags=["instances"])
+router = APIRouter(prefix=PREFIX + "/instances", tags=["instances"])
 
 
 async def _answer(lxd: LXDClient, response: LXDResponse, wait: WaitQuery) -> JSONResponse:

@@ -10,10 +10,11 @@ from fastapi.responses import PlainTextResponse, Response
 from app.api.access import ViewerRead, ViewerUser
 from app.api.deps import LXDDep, PageLimit, PageOffset, ProjectDep
 from app.api.responses import DownloadResponse, error_responses, text_route_errors
+from app.api.v1 import PREFIX
 from app.schemas.common import InstanceName, Page
 from app.services import instances as service
 
-router = APIRouter(prefix="/instances", tags=["instances"])
+router = APIRouter(prefix=PREFIX + "/instances", tags=["instances"])
 
 LOG_FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$"
 LogFile = Annotated[

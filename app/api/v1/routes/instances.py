@@ -22,6 +22,7 @@ from app.api.responses import (
     LXDJSONResponse,
     error_responses,
 )
+from app.api.v1 import PREFIX
 from app.schemas.common import InstanceName, OperationRef, Page
 from app.schemas.instances import (
     InstanceCreate,
@@ -34,7 +35,7 @@ from app.schemas.instances import (
 from app.services import instances as service
 from app.services import policy
 
-router = APIRouter(prefix="/instances", tags=["instances"])
+router = APIRouter(prefix=PREFIX + "/instances", tags=["instances"])
 
 
 def _lxd_json(body: object, etag: str | None = None, age: int | None = None) -> LXDJSONResponse:

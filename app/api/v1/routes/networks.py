@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.api.access import AdminUser, OperatorUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, PageLimit, PageOffset, ProjectDep, SettingsDep
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
+from app.api.v1 import PREFIX
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.networks import (
     NetworkCreate,
@@ -25,7 +26,7 @@ from app.services import networks as service
 from app.services import policy
 from app.utils.pagination import paginate
 
-router = APIRouter(prefix="/networks", tags=["networks"])
+router = APIRouter(prefix=PREFIX + "/networks", tags=["networks"])
 
 NetworkName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Network name", examples=["lxdbr0"])

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 from app.api.access import CurrentUser, Scope, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep
 from app.api.responses import error_responses
+from app.api.v1 import PREFIX
 from app.auth import access
 from app.core.security import Role
 from app.db.models import User
@@ -18,7 +19,7 @@ from app.schemas.operations import OperationPage, OperationPublic
 from app.services import operations as service
 from app.services.auth import PermissionDeniedError
 
-router = APIRouter(prefix="/operations", tags=["operations"])
+router = APIRouter(prefix=PREFIX + "/operations", tags=["operations"])
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 OperationId = Annotated[

@@ -11,6 +11,7 @@ from app.api.access import AdminUser, LoginUser, PathProjectViewer
 from app.api.deps import ListParams, LXDDep, SessionDep, WaitParams
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, IfMatch, error_responses, with_etag
+from app.api.v1 import PREFIX
 from app.auth import access
 from app.db import crud
 from app.schemas.common import PROJECT_PATTERN, OperationRef, Page
@@ -24,7 +25,7 @@ from app.schemas.projects import (
 )
 from app.services import projects as service
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix=PREFIX + "/projects", tags=["projects"])
 
 ProjectPath = Annotated[
     str, Path(pattern=PROJECT_PATTERN, description="Project name", examples=["staging"])

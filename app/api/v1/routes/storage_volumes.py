@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.api.access import AdminUser, OperatorUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
+from app.api.v1 import PREFIX
 from app.schemas.common import NAME_PATTERN, Page, PoolName
 from app.schemas.storage import (
     DetachBody,
@@ -28,7 +29,7 @@ from app.schemas.storage import (
 from app.services import policy
 from app.services import storage as service
 
-router = APIRouter(prefix="/storage/pools/{pool}/volumes", tags=["storage"])
+router = APIRouter(prefix=PREFIX + "/storage/pools/{pool}/volumes", tags=["storage"])
 
 VolumeName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Custom volume name", examples=["data1"])

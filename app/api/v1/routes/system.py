@@ -9,10 +9,11 @@ from app.api.access import GlobalViewerRead
 from app.api.deps import LXDDep
 from app.api.health import LXDHealth, lxd_health
 from app.api.responses import error_responses
+from app.api.v1 import PREFIX
 from app.schemas.system import SystemInfo
 from app.services import system as system_service
 
-router = APIRouter(prefix="/system", tags=["system"])
+router = APIRouter(prefix=PREFIX + "/system", tags=["system"])
 
 
 @router.get(

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Path, Response, status
 from app.api.access import AdminUser, LoginUser, PasswordLoginUser
 from app.api.deps import SessionDep, SettingsDep
 from app.api.responses import error_responses
+from app.api.v1 import PREFIX
 from app.auth import access
 from app.core.security import USERNAME_PATTERN, Role
 from app.schemas.tokens import TOKEN_ID_PATTERN, TokenCreate, TokenCreated, TokenPublic
 from app.services import api_tokens as service
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(prefix=PREFIX, tags=["auth"])
 
 TokenId = Annotated[str, Path(pattern=TOKEN_ID_PATTERN, examples=["tok_3f2a9c1d0b8e7a65"])]
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN, examples=["alice"])]
