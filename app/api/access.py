@@ -29,6 +29,8 @@ from starlette.requests import HTTPConnection
 from app.api.deps import ProjectDep
 from app.api.websockets import CLOSE_NOT_FOUND
 from app.auth import access
+from app.auth import tokens as api_tokens
+from app.auth.errors import AuthenticationError, PermissionDeniedError
 from app.core.config import Settings
 from app.core.security import (
     WS_CLOSE_FORBIDDEN,
@@ -43,8 +45,6 @@ from app.db import crud
 from app.db.crud import Standing, get_standing
 from app.db.models import User
 from app.schemas.common import PROJECT_PATTERN
-from app.services import api_tokens
-from app.services.auth import AuthenticationError, PermissionDeniedError
 from app.services.exceptions import LXDNotFound
 
 UserT = TypeVar("UserT", User, Standing)

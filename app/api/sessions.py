@@ -45,11 +45,11 @@ from app.api.websockets import (
     closed_with,
 )
 from app.auth import access
+from app.auth.errors import PermissionDeniedError
 from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, WebSocketAuthError
 from app.db.api_tokens import TokenGrant, get_grant
 from app.db.crud import Standing, get_standing
 from app.db.models import User
-from app.services.auth import PermissionDeniedError
 from app.services.events import ALL_PROJECTS
 from app.services.exceptions import LXDNotFound
 

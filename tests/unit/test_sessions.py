@@ -20,9 +20,9 @@ from app.api import sessions
 from app.api.access import WSViewerUser
 from app.api.sessions import SessionRegistry, close_code_for_standing, ws_sessions
 from app.api.websockets import CLOSE_TOO_MANY_SESSIONS
+from app.auth import service as auth_service
 from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, WebSocketAuthError
 from app.main import create_app
-from app.services import auth as auth_service
 from tests.conftest import AuthHelper, auth_for, fake_lxd_handler
 
 with warnings.catch_warnings():

@@ -11,6 +11,7 @@ from app.api.access import AdminUser, LoginUser, PasswordLoginUser, access_claim
 from app.api.deps import SessionDep, SettingsDep
 from app.api.limits import LoginRateLimit, RefreshRateLimit
 from app.api.responses import LIMITER_DOWN, error_responses
+from app.auth import service
 from app.core.security import PASSWORD_MAX_LENGTH
 from app.schemas.auth import (
     LoginRequest,
@@ -20,7 +21,6 @@ from app.schemas.auth import (
     TokenPair,
 )
 from app.schemas.users import UserCreate, UserPublic
-from app.services import auth as service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

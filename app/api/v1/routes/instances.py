@@ -22,6 +22,7 @@ from app.api.responses import (
     LXDJSONResponse,
     error_responses,
 )
+from app.auth import policy_checks as policy
 from app.schemas.common import InstanceName, OperationRef, Page
 from app.schemas.instances import (
     InstanceCreate,
@@ -32,7 +33,6 @@ from app.schemas.instances import (
     InstanceUpdate,
 )
 from app.services import instances as service
-from app.services import policy
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 

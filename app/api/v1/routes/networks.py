@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.api.access import AdminUser, OperatorUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, PageLimit, PageOffset, ProjectDep, SettingsDep
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
+from app.auth import policy_checks as policy
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.networks import (
     NetworkCreate,
@@ -22,7 +23,6 @@ from app.schemas.networks import (
 )
 from app.schemas.storage import DetachBody, DeviceAttachment
 from app.services import networks as service
-from app.services import policy
 from app.utils.pagination import paginate
 
 router = APIRouter(prefix="/networks", tags=["networks"])

@@ -12,11 +12,11 @@ from app.api.access import CurrentUser, Scope, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep
 from app.api.responses import error_responses
 from app.auth import access
+from app.auth.errors import PermissionDeniedError
 from app.core.security import Role
 from app.db.models import User
 from app.schemas.operations import OperationPage, OperationPublic
 from app.services import operations as service
-from app.services.auth import PermissionDeniedError
 
 router = APIRouter(prefix="/operations", tags=["operations"])
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.api.access import AdminUser, OperatorUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
+from app.auth import policy_checks as policy
 from app.schemas.common import NAME_PATTERN, Page, PoolName
 from app.schemas.storage import (
     DetachBody,
@@ -25,7 +26,6 @@ from app.schemas.storage import (
     VolumeResize,
     VolumeUpdate,
 )
-from app.services import policy
 from app.services import storage as service
 
 router = APIRouter(prefix="/storage/pools/{pool}/volumes", tags=["storage"])

@@ -11,9 +11,9 @@ from app.api.access import AdminUser, LoginUser, PasswordLoginUser
 from app.api.deps import SessionDep, SettingsDep
 from app.api.responses import error_responses
 from app.auth import access
+from app.auth import tokens as service
 from app.core.security import USERNAME_PATTERN, Role
 from app.schemas.tokens import TOKEN_ID_PATTERN, TokenCreate, TokenCreated, TokenPublic
-from app.services import api_tokens as service
 
 router = APIRouter(tags=["auth"])
 

@@ -19,24 +19,19 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.auth import access
+from app.auth.errors import AuthenticationError, TokenNotFoundError, UserNotFoundError
 from app.core.config import Settings
 from app.core.security import Role
 from app.db import api_tokens as store
 from app.db import crud
 from app.db.models import ApiToken, ProjectBinding, User, utcnow
-from app.services.auth import AuthenticationError, UserNotFoundError
-from app.services.exceptions import BadRequestError, NotFoundError
+from app.services.exceptions import BadRequestError
 
 log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "lxa_"  # noqa: S105 (the prefix every token shows, not a secret)
 SECRET_BYTES = 32
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-class TokenNotFoundError(NotFoundError):
-    def __init__(self) -> None:
-        super().__init__("Token not found")
 
 
 def is_api_token(value: str | None) -> bool:
