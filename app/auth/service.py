@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import current
 from app.auth.errors import (
     AuthenticationError,
     BindingNotFoundError,
@@ -113,7 +114,7 @@ async def refresh(session: AsyncSession, settings: Settings, *, refresh_token: s
             log.warning("auth.refresh_reuse_detected", user_id=row.user_id, family=row.family_id)
         raise AuthenticationError("Refresh token has been revoked", code="invalid_token")
     user = await crud.get_user(session, claims.user_id)
-    if user is None or not user.is_active or user.token_version != claims.version:
+    if user is None or not current.is_current(user, version=claims.version):
         await crud.revoke_family(session, row.family_id)
         await session.commit()
         raise AuthenticationError("Refresh token is no longer valid", code="invalid_token")
