@@ -1,5 +1,8 @@
 """Who is asking, and may they: the current user and the role every route declares.
 
+The dependency classes behind the role aliases of `app.api.deps`; who the caller is and what
+it may do is decided in `app.auth` (`current.load()`, `access.require()`).
+
 Two kinds of route (API.md, Part 2, "Per-project roles"):
 
 * project-scoped (everything that takes `?project=`, WebSockets included): the caller's role in
@@ -26,7 +29,7 @@ from fastapi import Depends, Path, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from app.api.deps import ProjectDep
+from app.api.params import get_project
 from app.api.websockets import CLOSE_NOT_FOUND
 from app.auth import current
 from app.auth.access import Scope, require
@@ -103,7 +106,9 @@ async def get_current_user(
     return await authenticate(request, token)
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+# The aliases routes use are in `app.api.deps`; these two serve the classes below.
+_Caller = Annotated[User, Depends(get_current_user)]
+_Project = Annotated[str, Depends(get_project)]
 
 
 class RoleRequirement:
@@ -115,7 +120,7 @@ class RoleRequirement:
     def __init__(self, min_role: Role) -> None:
         self.min_role = min_role
 
-    async def __call__(self, user: CurrentUser) -> User:
+    async def __call__(self, user: _Caller) -> User:
         require(user, self.min_role, "global", None)
         return user
 
@@ -129,7 +134,7 @@ class ProjectRoleRequirement(RoleRequirement):
 
     scope: Scope = "project"
 
-    async def __call__(self, user: CurrentUser, project: ProjectDep) -> User:  # type: ignore[override]
+    async def __call__(self, user: _Caller, project: _Project) -> User:  # type: ignore[override]
         require(user, self.min_role, "project", project)
         return user
 
@@ -144,7 +149,7 @@ class PathProjectRequirement(RoleRequirement):
 
     async def __call__(  # type: ignore[override]
         self,
-        user: CurrentUser,
+        user: _Caller,
         project: Annotated[str, Path(pattern=PROJECT_PATTERN, description="Project name")],
     ) -> User:
         require(user, self.min_role, "project", project)
@@ -158,7 +163,7 @@ class LoginOnlyRequirement(RoleRequirement):
     """Any logged-in user, but with a login (JWT), not an API token: creating or revoking
     tokens and changing a password need the password behind them."""
 
-    async def __call__(self, user: CurrentUser, request: Request) -> User:  # type: ignore[override]
+    async def __call__(self, user: _Caller, request: Request) -> User:  # type: ignore[override]
         require(user, self.min_role, "global", None)
         if via_api_token(request):
             raise PermissionDeniedError("This needs a login (username and password), not a token")
@@ -176,15 +181,6 @@ def require_role(role: Role) -> RoleRequirement:
 @cache
 def require_project_role(role: Role) -> ProjectRoleRequirement:
     return ProjectRoleRequirement(role)
-
-
-LoginUser = Annotated[User, Depends(require_role(Role.none))]
-PasswordLoginUser = Annotated[User, Depends(LoginOnlyRequirement(Role.none))]
-GlobalViewerUser = Annotated[User, Depends(require_role(Role.viewer))]
-AdminUser = Annotated[User, Depends(require_role(Role.admin))]
-ViewerUser = Annotated[User, Depends(require_project_role(Role.viewer))]
-PathProjectViewer = Annotated[User, Depends(PathProjectRequirement(Role.viewer))]
-OperatorUser = Annotated[User, Depends(require_project_role(Role.operator))]
 
 
 @asynccontextmanager
@@ -260,16 +256,12 @@ class ProjectReadAccess(ReadAccess):
     async def __call__(  # type: ignore[override]
         self,
         request: Request,
-        project: ProjectDep,
+        project: _Project,
         token: Annotated[str | None, Depends(oauth2_scheme)],
         _: BearerDoc,
     ) -> AsyncIterator[None]:
         async with _overlapped(request, self._check(request, token, project)):
             yield
-
-
-GlobalViewerRead = Annotated[None, Depends(ReadAccess(Role.viewer), scope="function")]
-ViewerRead = Annotated[None, Depends(ProjectReadAccess(Role.viewer), scope="function")]
 
 
 class WSRoleRequirement:
@@ -322,7 +314,3 @@ def ws_wants_all_projects(websocket: WebSocket) -> bool:
 @cache
 def require_ws_role(role: Role) -> WSRoleRequirement:
     return WSRoleRequirement(role)
-
-
-WSViewerUser = Annotated[User, Depends(require_ws_role(Role.viewer))]
-WSOperatorUser = Annotated[User, Depends(require_ws_role(Role.operator))]

@@ -17,7 +17,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api import sessions
-from app.api.access import WSViewerUser
+from app.api.deps import WSViewerUser
 from app.api.sessions import SessionRegistry, close_code_for_standing, ws_sessions
 from app.api.websockets import CLOSE_TOO_MANY_SESSIONS
 from app.auth import service as auth_service

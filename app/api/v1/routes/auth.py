@@ -7,8 +7,8 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
-from app.api.access import AdminUser, LoginUser, PasswordLoginUser, access_claims, oauth2_scheme
-from app.api.deps import SessionDep, SettingsDep
+from app.api.access import access_claims, oauth2_scheme
+from app.api.deps import AdminUser, LoginUser, PasswordLoginUser, SessionDep, SettingsDep
 from app.api.limits import LoginRateLimit, RefreshRateLimit
 from app.api.responses import LIMITER_DOWN, error_responses
 from app.auth import service

@@ -6,8 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser, OperatorUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, PageLimit, PageOffset, ProjectDep, SettingsDep
+from app.api.deps import (
+    AdminUser,
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    PageLimit,
+    PageOffset,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+)
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
 from app.auth import policy_checks as policy
 from app.schemas.common import NAME_PATTERN, Page

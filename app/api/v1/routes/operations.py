@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from starlette.requests import HTTPConnection
 
-from app.api.access import CurrentUser, Scope, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep
+from app.api.deps import CurrentUser, ListParams, LXDDep, ProjectDep, ViewerRead
 from app.api.responses import error_responses
 from app.auth import access
+from app.auth.access import Scope
 from app.auth.errors import PermissionDeniedError
 from app.core.security import Role
 from app.db.models import User

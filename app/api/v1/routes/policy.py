@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.access import ViewerUser
-from app.api.deps import LXDDep, ProjectDep, SettingsDep
+from app.api.deps import LXDDep, ProjectDep, SettingsDep, ViewerUser
 from app.api.responses import error_responses
 from app.auth import policy_checks as service
 from app.auth.policy import describe

@@ -8,8 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from app.api.access import OperatorUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
+from app.api.deps import (
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+    WaitParams,
+)
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, POLICY_RESPONSES, LXDJSONResponse, error_responses
 from app.auth import policy_checks as policy

@@ -10,8 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser, OperatorUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep
+from app.api.deps import (
+    AdminUser,
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+)
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
 from app.auth import policy_checks as policy
 from app.schemas.common import NAME_PATTERN, Page, PoolName

@@ -7,8 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser, LoginUser, PasswordLoginUser
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import AdminUser, LoginUser, PasswordLoginUser, SessionDep, SettingsDep
 from app.api.responses import error_responses
 from app.auth import access
 from app.auth import tokens as service

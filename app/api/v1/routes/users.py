@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser
-from app.api.deps import LXDDep, PageLimit, PageOffset, SessionDep
+from app.api.deps import AdminUser, LXDDep, PageLimit, PageOffset, SessionDep
 from app.api.responses import error_responses
 from app.auth import service
 from app.core.security import USERNAME_PATTERN, Role
