@@ -49,7 +49,7 @@ from app.auth.errors import PermissionDeniedError
 from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, WebSocketAuthError
 from app.db.api_tokens import TokenGrant, get_grant
 from app.db.crud import Standing, get_standing
-from app.db.models import User
+from app.db.models import User, utcnow
 from app.services.events import ALL_PROJECTS
 from app.services.exceptions import LXDNotFound
 
@@ -88,11 +88,16 @@ def close_code_for_standing(
     """Whether a session may go on: None if so, else its close code, the same the upgrade
     would get now. 4401: the user is gone or disabled, or (a login) its tokens were cut off (a
     password, role or active change bumps the version), or (an API token: `grant`, None when
-    revoked or expired) the token no longer works; 4404: the caller has no role left in the
+    deleted) the token was revoked or expired; 4404: the caller has no role left in the
     session's `project`; 4403: its role there (None: every project, the global role) no longer
     admits the route. `grant=False`: the session was opened with a login."""
     token_session = grant is not False
-    revoked = grant is None  # an API token revoked or expired since
+    revoked = grant is None  # an API token deleted since
+    if isinstance(grant, TokenGrant):
+        refusal = current.api_token_refusal(
+            revoked=grant.revoked, expires_at=grant.expires_at, now=utcnow()
+        )
+        revoked = refusal is not None
     if not current.is_current(
         standing, version=None if token_session else token_version, revoked=revoked
     ):

@@ -82,6 +82,16 @@ def is_current(user: User | Standing | None, *, version: int | None, revoked: bo
     )
 
 
+def api_token_refusal(*, revoked: bool, expires_at: datetime | None, now: datetime) -> str | None:
+    """Why an API token no longer works (revoked: answered like an unknown one; expired), or
+    None. The request's check and the session poller's."""
+    if revoked:
+        return "Invalid API token"
+    if expires_at is not None and expires_at <= now:
+        return "API token expired"
+    return None
+
+
 def still_current(user: UserT | None, *, version: int | None, revoked: bool = False) -> UserT:
     """`user` if `is_current()`, else 401 `invalid_token`."""
     if user is None or not is_current(user, version=version, revoked=revoked):
@@ -112,10 +122,11 @@ async def _api_token_caller(engine: AsyncEngine, secret: str) -> Caller:
     token's rights, not the user's."""
     subject = await token_store.find_by_secret(engine, tokens.secret_hash(secret))
     now = utcnow()
-    if subject is None or subject.revoked:
+    if subject is None:
         raise AuthenticationError("Invalid API token", code="invalid_token")
-    if subject.expires_at is not None and subject.expires_at <= now:
-        raise AuthenticationError("API token expired", code="invalid_token")
+    refusal = api_token_refusal(revoked=subject.revoked, expires_at=subject.expires_at, now=now)
+    if refusal is not None:
+        raise AuthenticationError(refusal, code="invalid_token")
     user = still_current(subject.user, version=None)
     global_role, projects = access.token_rights(user, subject.role, subject.projects)
     acting = User(
