@@ -43,13 +43,13 @@ from starlette.types import Message, Receive, Scope, Send
 from app.api.access import Actor
 from app.audit import AuditLog, AuditMiddleware, store
 from app.audit.chain import normalize
+from app.auth import tokens as api_tokens
 from app.core.config import Settings
 from app.core.security import Role, create_token
 from app.db import crud
 from app.db.migrations import upgrade_to_head
 from app.db.session import make_engine
 from app.main import create_app
-from app.services import api_tokens
 from app.services.lxd_client import lxd_path
 
 TARGET_MS = 0.5

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import lazyload
 
-from app.api.access import require
+from app.auth.access import require
 from app.auth.policy import InstanceWrite, Policy, PolicyMode, check_instance
 from app.core.security import Role
 from app.db.crud import get_standing, get_token_user

@@ -1,5 +1,8 @@
 """Who is asking, and may they: the current user and the role every route declares.
 
+The dependency classes behind the role aliases of `app.api.deps`; who the caller is and what
+it may do is decided in `app.auth` (`current.load()`, `access.require()`).
+
 Two kinds of route (API.md, Part 2, "Per-project roles"):
 
 * project-scoped (everything that takes `?project=`, WebSockets included): the caller's role in
@@ -20,35 +23,28 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Path, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from app.api.deps import ProjectDep
+from app.api.params import get_project
 from app.api.websockets import CLOSE_NOT_FOUND
-from app.auth import access
+from app.auth import current
+from app.auth.access import Scope, require
+from app.auth.errors import AuthenticationError, PermissionDeniedError
 from app.core.config import Settings
 from app.core.security import (
     WS_CLOSE_FORBIDDEN,
     WS_CLOSE_UNAUTHORIZED,
     Role,
     TokenClaims,
-    TokenError,
     WebSocketAuthError,
-    decode_token,
 )
-from app.db import crud
-from app.db.crud import Standing, get_standing
 from app.db.models import User
 from app.schemas.common import PROJECT_PATTERN
-from app.services import api_tokens
-from app.services.auth import AuthenticationError, PermissionDeniedError
 from app.services.exceptions import LXDNotFound
-
-UserT = TypeVar("UserT", User, Standing)
-Scope = Literal["project", "global"]
 
 # Swagger's "Authorize" button: the OAuth2 password flow posts a form to /auth/token and sends
 # the access token it gets back as `Authorization: Bearer ...`.
@@ -86,67 +82,17 @@ BearerDoc = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme
 
 def access_claims(connection: HTTPConnection, token: str | None) -> TokenClaims:
     """The claims of a valid access token (signature, expiry, type); 401 otherwise."""
-    if not token:
-        raise AuthenticationError("Not authenticated")
-    settings: Settings = connection.app.state.settings
-    try:
-        return decode_token(settings, token, expected_type="access")
-    except TokenError as exc:
-        raise AuthenticationError(str(exc), code="invalid_token") from None
+    return current.access_claims(connection.app.state.settings, token)
 
 
-async def load_token_user(connection: HTTPConnection, claims: TokenClaims) -> User:
-    """The user the claims name, read from the database now: a deleted or disabled user, or one
-    whose token version moved on (password, role or active change), is refused."""
-    # A connection of its own, for one query: routes that stream for minutes must not hold one.
-    user, logged_out = await crud.get_token_user(
-        connection.app.state.db_engine, claims.user_id, claims.jti
-    )
-    current = still_current(None if logged_out else user, claims)
-    set_actor(connection, current)
-    return current
-
-
-def still_current(user: UserT | None, claims: TokenClaims) -> UserT:
-    """The user, unless deleted, disabled, its token version moved on, or this access token was
-    logged out (401)."""
-    if (
-        user is None
-        or not user.is_active
-        or user.token_version != claims.version
-        or getattr(user, "token_revoked", False)
-    ):
-        raise AuthenticationError("Token is no longer valid", code="invalid_token")
-    return user
-
-
-def project_not_found(project: str) -> LXDNotFound:
-    """What a project the caller has no role in answers: the same as a missing one."""
-    return LXDNotFound(f"Project {project!r} not found")
-
-
-def require(member: access.Member, min_role: Role, scope: Scope, project: str | None) -> None:
-    """404 for an unseen project, 403 for a role too low, nothing when `member` may."""
-    if scope == "global" or project is None:
-        if not access.global_role(member).admits(min_role):
-            raise PermissionDeniedError(f"This action needs the {min_role} role")
-        return
-    role = access.role_in(member, project)
-    if not role.admits(Role.viewer):
-        raise project_not_found(project)
-    if not role.admits(min_role):
-        raise PermissionDeniedError(f"This action needs the {min_role} role in project {project!r}")
-
-
-async def authenticate_token(connection: HTTPConnection, token: str | None) -> User:
-    """The user behind an access token (see `access_claims()` and `load_token_user()`), or
-    behind an API token (`lxa_...`: the user as the token may act)."""
-    if api_tokens.is_api_token(token):
-        assert token is not None
-        user, token_id = await api_tokens.authenticate(connection.app.state.db_engine, token)
-        set_actor(connection, user, token_id)
-        return user
-    return await load_token_user(connection, access_claims(connection, token))
+async def authenticate(connection: HTTPConnection, token: str | None) -> User:
+    """The user behind `token` as it may act (`app.auth.current.load()`), recorded as the
+    request's actor."""
+    credential = current.credential(connection.app.state.settings, token)
+    caller = await current.load(connection.app.state.db_engine, credential)
+    assert caller.user is not None
+    set_actor(connection, caller.user, caller.token_id)
+    return caller.user
 
 
 def via_api_token(connection: HTTPConnection) -> bool:
@@ -157,10 +103,12 @@ def via_api_token(connection: HTTPConnection) -> bool:
 async def get_current_user(
     request: Request, token: Annotated[str | None, Depends(oauth2_scheme)], _: BearerDoc
 ) -> User:
-    return await authenticate_token(request, token)
+    return await authenticate(request, token)
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+# The aliases routes use are in `app.api.deps`; these two serve the classes below.
+_Caller = Annotated[User, Depends(get_current_user)]
+_Project = Annotated[str, Depends(get_project)]
 
 
 class RoleRequirement:
@@ -172,7 +120,7 @@ class RoleRequirement:
     def __init__(self, min_role: Role) -> None:
         self.min_role = min_role
 
-    async def __call__(self, user: CurrentUser) -> User:
+    async def __call__(self, user: _Caller) -> User:
         require(user, self.min_role, "global", None)
         return user
 
@@ -186,7 +134,7 @@ class ProjectRoleRequirement(RoleRequirement):
 
     scope: Scope = "project"
 
-    async def __call__(self, user: CurrentUser, project: ProjectDep) -> User:  # type: ignore[override]
+    async def __call__(self, user: _Caller, project: _Project) -> User:  # type: ignore[override]
         require(user, self.min_role, "project", project)
         return user
 
@@ -201,7 +149,7 @@ class PathProjectRequirement(RoleRequirement):
 
     async def __call__(  # type: ignore[override]
         self,
-        user: CurrentUser,
+        user: _Caller,
         project: Annotated[str, Path(pattern=PROJECT_PATTERN, description="Project name")],
     ) -> User:
         require(user, self.min_role, "project", project)
@@ -215,7 +163,7 @@ class LoginOnlyRequirement(RoleRequirement):
     """Any logged-in user, but with a login (JWT), not an API token: creating or revoking
     tokens and changing a password need the password behind them."""
 
-    async def __call__(self, user: CurrentUser, request: Request) -> User:  # type: ignore[override]
+    async def __call__(self, user: _Caller, request: Request) -> User:  # type: ignore[override]
         require(user, self.min_role, "global", None)
         if via_api_token(request):
             raise PermissionDeniedError("This needs a login (username and password), not a token")
@@ -233,15 +181,6 @@ def require_role(role: Role) -> RoleRequirement:
 @cache
 def require_project_role(role: Role) -> ProjectRoleRequirement:
     return ProjectRoleRequirement(role)
-
-
-LoginUser = Annotated[User, Depends(require_role(Role.none))]
-PasswordLoginUser = Annotated[User, Depends(LoginOnlyRequirement(Role.none))]
-GlobalViewerUser = Annotated[User, Depends(require_role(Role.viewer))]
-AdminUser = Annotated[User, Depends(require_role(Role.admin))]
-ViewerUser = Annotated[User, Depends(require_project_role(Role.viewer))]
-PathProjectViewer = Annotated[User, Depends(PathProjectRequirement(Role.viewer))]
-OperatorUser = Annotated[User, Depends(require_project_role(Role.operator))]
 
 
 @asynccontextmanager
@@ -295,18 +234,15 @@ class ReadAccess:
     ) -> Coroutine[None, None, None]:
         """The token itself is checked now (a bad JWT is a 401 before anything runs); the
         user's standing while the endpoint works."""
-        if api_tokens.is_api_token(token):
-            return self._admit_api_token(request, token, project)
-        return self._admit(request, access_claims(request, token), project)
+        return self._admit(request, current.credential(request.app.state.settings, token), project)
 
-    async def _admit_api_token(
-        self, request: Request, token: str | None, project: str | None
+    async def _admit(
+        self, request: Request, credential: current.Credential, project: str | None
     ) -> None:
-        require(await authenticate_token(request, token), self.min_role, self.scope, project)
-
-    async def _admit(self, request: Request, claims: TokenClaims, project: str | None) -> None:
-        standing = await get_standing(request.app.state.db_engine, claims.user_id, claims.jti)
-        require(still_current(standing, claims), self.min_role, self.scope, project)
+        caller = await current.load(request.app.state.db_engine, credential, light=True)
+        if caller.user is not None:
+            set_actor(request, caller.user, caller.token_id)
+        require(caller.member, self.min_role, self.scope, project)
 
     def __repr__(self) -> str:
         return f"read_access({self.min_role}, {self.scope})"
@@ -320,16 +256,12 @@ class ProjectReadAccess(ReadAccess):
     async def __call__(  # type: ignore[override]
         self,
         request: Request,
-        project: ProjectDep,
+        project: _Project,
         token: Annotated[str | None, Depends(oauth2_scheme)],
         _: BearerDoc,
     ) -> AsyncIterator[None]:
         async with _overlapped(request, self._check(request, token, project)):
             yield
-
-
-GlobalViewerRead = Annotated[None, Depends(ReadAccess(Role.viewer), scope="function")]
-ViewerRead = Annotated[None, Depends(ProjectReadAccess(Role.viewer), scope="function")]
 
 
 class WSRoleRequirement:
@@ -356,7 +288,7 @@ class WSRoleRequirement:
             scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
             token = value.strip() if scheme.lower() == "bearer" else None
         try:
-            user = await authenticate_token(websocket, token)
+            user = await authenticate(websocket, token)
         except AuthenticationError as exc:
             raise WebSocketAuthError(WS_CLOSE_UNAUTHORIZED, exc.detail) from None
         if ws_wants_all_projects(websocket):
@@ -382,7 +314,3 @@ def ws_wants_all_projects(websocket: WebSocket) -> bool:
 @cache
 def require_ws_role(role: Role) -> WSRoleRequirement:
     return WSRoleRequirement(role)
-
-
-WSViewerUser = Annotated[User, Depends(require_ws_role(Role.viewer))]
-WSOperatorUser = Annotated[User, Depends(require_ws_role(Role.operator))]

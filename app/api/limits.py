@@ -17,6 +17,12 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 
+from app.auth.errors import (
+    InvalidCredentialsError,
+    RateLimitedError,
+    RateLimitUnavailableError,
+    WrongPasswordError,
+)
 from app.core.config import Settings
 from app.core.ratelimit import (
     LimiterUnavailable,
@@ -26,12 +32,6 @@ from app.core.ratelimit import (
     client_ip,
 )
 from app.db.crud import username_key
-from app.services.auth import (
-    InvalidCredentialsError,
-    RateLimitedError,
-    RateLimitUnavailableError,
-    WrongPasswordError,
-)
 
 log = structlog.get_logger(__name__)
 

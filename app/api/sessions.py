@@ -36,7 +36,6 @@ from fastapi import WebSocket
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import audit
-from app.api.access import require
 from app.api.websockets import (
     CLOSE_NORMAL,
     CLOSE_NOT_FOUND,
@@ -44,12 +43,13 @@ from app.api.websockets import (
     close_socket,
     closed_with,
 )
-from app.auth import access
+from app.auth import access, current
+from app.auth.access import require
+from app.auth.errors import PermissionDeniedError
 from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, WebSocketAuthError
 from app.db.api_tokens import TokenGrant, get_grant
 from app.db.crud import Standing, get_standing
-from app.db.models import User
-from app.services.auth import PermissionDeniedError
+from app.db.models import User, utcnow
 from app.services.events import ALL_PROJECTS
 from app.services.exceptions import LXDNotFound
 
@@ -88,17 +88,25 @@ def close_code_for_standing(
     """Whether a session may go on: None if so, else its close code, the same the upgrade
     would get now. 4401: the user is gone or disabled, or (a login) its tokens were cut off (a
     password, role or active change bumps the version), or (an API token: `grant`, None when
-    revoked or expired) the token no longer works; 4404: the caller has no role left in the
+    deleted) the token was revoked or expired; 4404: the caller has no role left in the
     session's `project`; 4403: its role there (None: every project, the global role) no longer
     admits the route. `grant=False`: the session was opened with a login."""
-    if standing is None or not standing.is_active:
+    token_session = grant is not False
+    revoked = grant is None  # an API token deleted since
+    if isinstance(grant, TokenGrant):
+        refusal = current.api_token_refusal(
+            revoked=grant.revoked, expires_at=grant.expires_at, now=utcnow()
+        )
+        revoked = refusal is not None
+    if not current.is_current(
+        standing, version=None if token_session else token_version, revoked=revoked
+    ):
         return WS_CLOSE_UNAUTHORIZED
+    assert standing is not None
     member: access.Member = standing
     if isinstance(grant, TokenGrant):
         role, projects = access.token_rights(standing, grant.role, grant.projects)
         member = _Rights(role.value, projects)
-    elif grant is None or standing.token_version != token_version:
-        return WS_CLOSE_UNAUTHORIZED
     try:
         require(member, min_role, "project" if project else "global", project)
     except LXDNotFound:

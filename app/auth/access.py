@@ -1,5 +1,6 @@
 """Who may do what where (API.md, Part 2, "Per-project roles"): pure functions over a user's
-global role and its project bindings, no I/O.
+global role and its project bindings, no I/O. `require()` is the check every role dependency
+runs (HTTP, WebSocket, the session poller).
 
 A caller's role in project P is the higher of its global role and its binding for P. A global
 `none` means "only the bound projects". A project in which the caller has no role at all is
@@ -9,9 +10,13 @@ not shown: routes answer it exactly like a project that does not exist.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Literal, Protocol
 
+from app.auth.errors import PermissionDeniedError
 from app.core.security import Role
+from app.services.exceptions import LXDNotFound
+
+Scope = Literal["project", "global"]
 
 
 class Member(Protocol):
@@ -52,6 +57,25 @@ def visible(member: Member, projects: Iterable[str]) -> list[str]:
     if sees_every_project(member):
         return list(projects)
     return [name for name in projects if sees(member, name)]
+
+
+def project_not_found(project: str) -> LXDNotFound:
+    """What a project the caller has no role in answers: the same as a missing one."""
+    return LXDNotFound(f"Project {project!r} not found")
+
+
+def require(member: Member, min_role: Role, scope: Scope, project: str | None) -> None:
+    """The one role check: 404 for an unseen project, 403 for a role too low, nothing when
+    `member` may. `scope="global"` (or no project): the global role."""
+    if scope == "global" or project is None:
+        if not global_role(member).admits(min_role):
+            raise PermissionDeniedError(f"This action needs the {min_role} role")
+        return
+    role = role_in(member, project)
+    if not role.admits(Role.viewer):
+        raise project_not_found(project)
+    if not role.admits(min_role):
+        raise PermissionDeniedError(f"This action needs the {min_role} role in project {project!r}")
 
 
 def _lower(one: Role, other: Role) -> Role:

@@ -102,22 +102,22 @@ async def touch(engine: AsyncEngine, token_id: str, when: datetime) -> None:
 
 @dataclass(frozen=True, slots=True)
 class TokenGrant:
-    """What a token grants now (for a WebSocket session opened with it)."""
+    """What a token grants now (for a WebSocket session opened with it), and whether it still
+    may (`app.auth.current.api_token_refusal()`)."""
 
     role: str
     projects: list[str] | None
+    revoked: bool = False
+    expires_at: datetime | None = None
 
 
 async def get_grant(engine: AsyncEngine, token_id: str) -> TokenGrant | None:
-    """The token's grant, or None when it was revoked, expired or deleted."""
+    """The token's grant, or None when it was deleted."""
     stmt = select(ApiToken.role, ApiToken.projects, ApiToken.expires_at, ApiToken.revoked_at).where(
         ApiToken.id == token_id
     )
     async with engine.connect() as connection:
         row = (await connection.execute(stmt)).first()
-    if row is None or row.revoked_at is not None:
+    if row is None:
         return None
-    expires_at = row.expires_at
-    if expires_at is not None and expires_at <= utcnow():
-        return None
-    return TokenGrant(row.role, row.projects)
+    return TokenGrant(row.role, row.projects, row.revoked_at is not None, row.expires_at)

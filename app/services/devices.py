@@ -78,7 +78,7 @@ class DeviceEdit:
 
 Plan = Callable[[InstanceDevices], DeviceEdit]
 # Runs on a device an attach is about to add (name, device) and raises to refuse it: the
-# operator policy (`app.services.policy.device_guard`).
+# operator policy (`app.auth.policy_checks.device_guard`).
 DeviceGuard = Callable[[str, dict[str, str]], None]
 
 _locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.auth.access import highest_role, token_rights
+from app.auth.tokens import secret_hash
 from app.core.security import Role
 from app.db.models import ApiToken
-from app.services.api_tokens import secret_hash
 
 V1 = "/api/v1"
 TOKENS = f"{V1}/auth/tokens"
@@ -98,7 +98,7 @@ async def test_last_used_is_written_once_a_minute(
     unit_auth_headers: Callable[..., dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from app.services import api_tokens
+    from app.auth import tokens as api_tokens
 
     reply = await unit_client.post(TOKENS, json={"name": "ci"}, headers=unit_auth_headers("viewer"))
     secret = reply.json()["token"]

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from app.auth import service as auth_service
 from app.core.config import Settings
 from app.core.ratelimit import (
     LoginAttempt,
@@ -23,7 +24,6 @@ from app.core.ratelimit import (
     client_ip,
     storage_uri,
 )
-from app.services import auth as auth_service
 from tests.conftest import TEST_USER_PASSWORD, auth_for
 
 LOGIN = "/api/v1/auth/login"

@@ -120,7 +120,7 @@ async def test_logins_fail_closed_everything_else_is_served(app_without_redis: F
 
 
 async def test_refresh_fails_open(app_without_redis: FastAPI) -> None:
-    from app.services import auth as service
+    from app.auth import service
 
     settings = app_without_redis.state.settings
     await auth_for(app_without_redis)

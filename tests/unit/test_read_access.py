@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 import app.api.access as deps
+from app.auth import current
 from app.core.security import Role, create_token
 from app.db import crud
 from app.db.crud import Standing
@@ -110,7 +111,7 @@ async def test_the_user_check_and_the_lxd_read_overlap(
         asked.set()
         return await handler(request)
 
-    real_load = deps.get_standing
+    real_load = current.get_standing
 
     async def load_after_lxd_was_asked(
         engine: Any, user_id: int, jti: str | None = None
@@ -120,7 +121,7 @@ async def test_the_user_check_and_the_lxd_read_overlap(
 
     app = await make_unit_app(lxd_handler=lxd)
     _, headers = await _viewer(app, "overlap")
-    monkeypatch.setattr(deps, "get_standing", load_after_lxd_was_asked)
+    monkeypatch.setattr(current, "get_standing", load_after_lxd_was_asked)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as client:
@@ -142,7 +143,7 @@ async def test_a_cancelled_read_cancels_the_pending_check(
             raise
         raise AssertionError("unreachable")
 
-    monkeypatch.setattr(deps, "get_standing", never_answers)
+    monkeypatch.setattr(current, "get_standing", never_answers)
     token, _ = create_token(unit_app.state.settings, user_id=1, token_version=0, kind="access")
     request = Request({"type": "http", "app": unit_app, "method": "GET", "headers": []})
     access = cast(AsyncGenerator[None, None], deps.ReadAccess(Role.viewer)(request, token, None))

@@ -7,6 +7,7 @@ import asyncio
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,12 +18,14 @@ from starlette.exceptions import StarletteDeprecationWarning
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.api import sessions
-from app.api.access import WSViewerUser
+from app.api.deps import WSViewerUser
 from app.api.sessions import SessionRegistry, close_code_for_standing, ws_sessions
 from app.api.websockets import CLOSE_TOO_MANY_SESSIONS
+from app.auth import service as auth_service
 from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, WebSocketAuthError
+from app.db.api_tokens import TokenGrant
+from app.db.models import utcnow
 from app.main import create_app
-from app.services import auth as auth_service
 from tests.conftest import AuthHelper, auth_for, fake_lxd_handler
 
 with warnings.catch_warnings():
@@ -58,6 +61,30 @@ def test_close_code_for_standing(current: Any, min_role: Role, expected: int | N
     assert close_code_for_standing(current, token_version=3, min_role=min_role, project=None) == (
         expected
     )
+
+
+@pytest.mark.parametrize(
+    ("grant", "expected"),
+    [
+        (TokenGrant("operator", None), None),  # a version change does not end a token's session
+        (TokenGrant("viewer", None), WS_CLOSE_FORBIDDEN),  # the token's own role is too low
+        (TokenGrant("operator", None, revoked=True), WS_CLOSE_UNAUTHORIZED),
+        (
+            TokenGrant("operator", None, expires_at=utcnow() - timedelta(seconds=1)),
+            WS_CLOSE_UNAUTHORIZED,
+        ),
+        (None, WS_CLOSE_UNAUTHORIZED),  # deleted
+    ],
+)
+def test_close_code_for_an_api_token_session(grant: Any, expected: int | None) -> None:
+    got = close_code_for_standing(
+        standing(token_version=4),
+        token_version=3,
+        min_role=Role.operator,
+        project="default",
+        grant=grant,
+    )
+    assert got == expected
 
 
 # --- the registry, with fake sockets and a fake user store -----------------------------------

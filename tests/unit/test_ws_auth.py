@@ -13,7 +13,7 @@ from fastapi import FastAPI, WebSocket
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.access import WSOperatorUser, WSViewerUser
+from app.api.deps import WSOperatorUser, WSViewerUser
 from app.main import create_app
 from tests.conftest import AuthHelper, auth_for, fake_lxd_handler
 

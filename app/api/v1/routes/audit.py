@@ -13,8 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from starlette.requests import HTTPConnection
 
-from app.api.access import AdminUser
-from app.api.deps import MAX_PAGE_SIZE, PageOffset
+from app.api.deps import MAX_PAGE_SIZE, AdminUser, PageOffset
 from app.api.responses import error_responses
 from app.api.v1 import PREFIX
 from app.audit import AuditLog, store

@@ -7,11 +7,12 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
-from app.api.access import AdminUser, LoginUser, PasswordLoginUser, access_claims, oauth2_scheme
-from app.api.deps import SessionDep, SettingsDep
+from app.api.access import access_claims, oauth2_scheme
+from app.api.deps import AdminUser, LoginUser, PasswordLoginUser, SessionDep, SettingsDep
 from app.api.limits import LoginRateLimit, RefreshRateLimit
 from app.api.responses import LIMITER_DOWN, error_responses
 from app.api.v1 import PREFIX
+from app.auth import service
 from app.core.security import PASSWORD_MAX_LENGTH
 from app.schemas.auth import (
     LoginRequest,
@@ -21,7 +22,6 @@ from app.schemas.auth import (
     TokenPair,
 )
 from app.schemas.users import UserCreate, UserPublic
-from app.services import auth as service
 
 router = APIRouter(prefix=PREFIX + "/auth", tags=["auth"])
 

@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from app.api.access import OperatorUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep, WaitParams
+from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
 from app.api.operations import operation_answer
 from app.api.responses import (
     ASYNC_RESPONSES,

@@ -8,8 +8,7 @@ import structlog
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.access import WSOperatorUser
-from app.api.deps import LXDDep
+from app.api.deps import LXDDep, WSOperatorUser
 from app.api.sessions import ws_sessions
 from app.api.v1 import PREFIX
 from app.api.websockets import (

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Query, WebSocket
 
-from app.api.access import WSViewerUser, ws_wants_all_projects
-from app.api.deps import LXDDep
+from app.api.access import ws_wants_all_projects
+from app.api.deps import LXDDep, WSViewerUser
 from app.api.sessions import ws_sessions
 from app.api.v1 import PREFIX
 from app.api.websockets import (

@@ -14,8 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from app.api.access import OperatorUser, WSOperatorUser
-from app.api.deps import LXDDep, ProjectDep
+from app.api.deps import LXDDep, OperatorUser, ProjectDep, WSOperatorUser
 from app.api.responses import ACCEPTED_RESPONSES, error_responses
 from app.api.sessions import ws_sessions
 from app.api.v1 import PREFIX

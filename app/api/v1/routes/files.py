@@ -13,8 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from app.api.access import OperatorUser, ViewerUser
-from app.api.deps import LXDDep, ProjectDep
+from app.api.deps import LXDDep, OperatorUser, ProjectDep, ViewerUser
 from app.api.responses import DownloadResponse, error_responses
 from app.api.v1 import PREFIX
 from app.audit import note_detail

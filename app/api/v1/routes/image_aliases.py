@@ -11,8 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep
+from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerRead
 from app.api.responses import error_responses, with_etag
 from app.api.v1 import PREFIX
 from app.schemas.common import NAME_PATTERN, Page

@@ -6,8 +6,15 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
-from app.api.access import AdminUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
+from app.api.deps import (
+    AdminUser,
+    ListParams,
+    LXDDep,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+    WaitParams,
+)
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.api.v1 import PREFIX

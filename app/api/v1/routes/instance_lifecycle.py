@@ -7,8 +7,7 @@ from typing import get_args
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.access import OperatorUser
-from app.api.deps import LXDDep, ProjectDep, WaitParams, WaitQuery
+from app.api.deps import LXDDep, OperatorUser, ProjectDep, WaitParams, WaitQuery
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.api.v1 import PREFIX

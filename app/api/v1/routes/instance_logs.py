@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import PlainTextResponse, Response
 
-from app.api.access import ViewerRead, ViewerUser
-from app.api.deps import LXDDep, PageLimit, PageOffset, ProjectDep
+from app.api.deps import LXDDep, PageLimit, PageOffset, ProjectDep, ViewerRead, ViewerUser
 from app.api.responses import DownloadResponse, error_responses, text_route_errors
 from app.api.v1 import PREFIX
 from app.schemas.common import InstanceName, Page

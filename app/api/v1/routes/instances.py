@@ -11,8 +11,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.access import OperatorUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
+from app.api.deps import (
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+    WaitParams,
+)
 from app.api.operations import operation_answer
 from app.api.readmodel import ReadModelDep, age_header
 from app.api.responses import (
@@ -23,6 +30,7 @@ from app.api.responses import (
     error_responses,
 )
 from app.api.v1 import PREFIX
+from app.auth import policy_checks as policy
 from app.schemas.common import InstanceName, OperationRef, Page
 from app.schemas.instances import (
     InstanceCreate,
@@ -33,7 +41,6 @@ from app.schemas.instances import (
     InstanceUpdate,
 )
 from app.services import instances as service
-from app.services import policy
 
 router = APIRouter(prefix=PREFIX + "/instances", tags=["instances"])
 

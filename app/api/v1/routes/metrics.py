@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from app.api.access import LoginUser
-from app.api.deps import LXDDep
+from app.api.deps import LoginUser, LXDDep
 from app.api.responses import error_responses
 from app.api.v1 import PREFIX
 from app.auth import access

@@ -6,10 +6,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser, OperatorUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, PageLimit, PageOffset, ProjectDep, SettingsDep
+from app.api.deps import (
+    AdminUser,
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    PageLimit,
+    PageOffset,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+)
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
 from app.api.v1 import PREFIX
+from app.auth import policy_checks as policy
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.networks import (
     NetworkCreate,
@@ -23,7 +33,6 @@ from app.schemas.networks import (
 )
 from app.schemas.storage import DetachBody, DeviceAttachment
 from app.services import networks as service
-from app.services import policy
 from app.utils.pagination import paginate
 
 router = APIRouter(prefix=PREFIX + "/networks", tags=["networks"])

@@ -8,16 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from starlette.requests import HTTPConnection
 
-from app.api.access import CurrentUser, Scope, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep
+from app.api.deps import CurrentUser, ListParams, LXDDep, ProjectDep, ViewerRead
 from app.api.responses import error_responses
 from app.api.v1 import PREFIX
 from app.auth import access
+from app.auth.access import Scope
+from app.auth.errors import PermissionDeniedError
 from app.core.security import Role
 from app.db.models import User
 from app.schemas.operations import OperationPage, OperationPublic
 from app.services import operations as service
-from app.services.auth import PermissionDeniedError
 
 router = APIRouter(prefix=PREFIX + "/operations", tags=["operations"])
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.access import ViewerUser
-from app.api.deps import LXDDep, ProjectDep, SettingsDep
+from app.api.deps import LXDDep, ProjectDep, SettingsDep, ViewerUser
 from app.api.responses import error_responses
 from app.api.v1 import PREFIX
+from app.auth import policy_checks as service
 from app.auth.policy import describe
 from app.schemas.policy import PolicyCheck, PolicyCheckResult, PolicyPublic, PolicyViolationItem
 from app.services import instances as instances_service
-from app.services import policy as service
 from app.services import snapshots as snapshots_service
 from app.services.lxd_client import LXDClient
 

@@ -7,8 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
-from app.api.access import AdminUser, LoginUser, PathProjectViewer
-from app.api.deps import ListParams, LXDDep, SessionDep, WaitParams
+from app.api.deps import (
+    AdminUser,
+    ListParams,
+    LoginUser,
+    LXDDep,
+    PathProjectViewer,
+    SessionDep,
+    WaitParams,
+)
 from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, IfMatch, error_responses, with_etag
 from app.api.v1 import PREFIX

@@ -9,8 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from app.api.access import AdminUser, GlobalViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep
+from app.api.deps import AdminUser, GlobalViewerRead, ListParams, LXDDep, ProjectDep
 from app.api.responses import IfMatch, error_responses, location, with_etag
 from app.api.v1 import PREFIX
 from app.schemas.common import Page, PoolName

@@ -10,10 +10,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser, OperatorUser, ViewerRead
-from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep
+from app.api.deps import (
+    AdminUser,
+    ListParams,
+    LXDDep,
+    OperatorUser,
+    ProjectDep,
+    SettingsDep,
+    ViewerRead,
+)
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
 from app.api.v1 import PREFIX
+from app.auth import policy_checks as policy
 from app.schemas.common import NAME_PATTERN, Page, PoolName
 from app.schemas.storage import (
     DetachBody,
@@ -26,7 +34,6 @@ from app.schemas.storage import (
     VolumeResize,
     VolumeUpdate,
 )
-from app.services import policy
 from app.services import storage as service
 
 router = APIRouter(prefix=PREFIX + "/storage/pools/{pool}/volumes", tags=["storage"])

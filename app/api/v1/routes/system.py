@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.access import GlobalViewerRead
-from app.api.deps import LXDDep
+from app.api.deps import GlobalViewerRead, LXDDep
 from app.api.health import LXDHealth, lxd_health
 from app.api.responses import error_responses
 from app.api.v1 import PREFIX

@@ -7,14 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser, LoginUser, PasswordLoginUser
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import AdminUser, LoginUser, PasswordLoginUser, SessionDep, SettingsDep
 from app.api.responses import error_responses
 from app.api.v1 import PREFIX
 from app.auth import access
+from app.auth import tokens as service
 from app.core.security import USERNAME_PATTERN, Role
 from app.schemas.tokens import TOKEN_ID_PATTERN, TokenCreate, TokenCreated, TokenPublic
-from app.services import api_tokens as service
 
 router = APIRouter(prefix=PREFIX, tags=["auth"])
 

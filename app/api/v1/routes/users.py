@@ -6,14 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.api.access import AdminUser
-from app.api.deps import LXDDep, PageLimit, PageOffset, SessionDep
+from app.api.deps import AdminUser, LXDDep, PageLimit, PageOffset, SessionDep
 from app.api.responses import error_responses
 from app.api.v1 import PREFIX
+from app.auth import service
 from app.core.security import USERNAME_PATTERN, Role
 from app.schemas.common import PROJECT_PATTERN, Page
 from app.schemas.users import ProjectRoleSet, UserPublic, UserUpdate
-from app.services import auth as service
 from app.services.listing import ensure_project
 
 router = APIRouter(prefix=PREFIX + "/users", tags=["users"])

@@ -2,7 +2,8 @@
 password changes and user administration, with the policies that go with them (reuse
 detection, the last-admin guard, cutting off old tokens).
 
-No FastAPI here: errors are `AppError`s that carry their status, code and headers.
+No FastAPI here: errors are `AppError`s (`app.auth.errors`) that carry their status, code and
+headers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import current
+from app.auth.errors import (
+    AuthenticationError,
+    BindingNotFoundError,
+    InvalidCredentialsError,
+    LastAdminError,
+    UsernameTakenError,
+    UserNotFoundError,
+    WrongPasswordError,
+)
 from app.core.config import Settings
 from app.core.security import (
     Role,
@@ -28,83 +39,8 @@ from app.core.security import (
 )
 from app.db import crud
 from app.db.models import User, utcnow
-from app.services.exceptions import AppError, BadRequestError, ConflictError, NotFoundError
 
 log = structlog.get_logger(__name__)
-
-INVALID_CREDENTIALS = "Incorrect username or password"
-
-
-# --- errors ------------------------------------------------------------------------------------
-class AuthenticationError(AppError):
-    """401: no token, a refused token, or a user who lost access. Carries the challenge."""
-
-    status_code = 401
-    code = "unauthorized"
-
-    def __init__(self, detail: str = "Not authenticated", *, code: str | None = None) -> None:
-        super().__init__(detail, code=code)
-        self.headers = {"WWW-Authenticate": "Bearer"}
-
-
-class InvalidCredentialsError(AuthenticationError):
-    code = "invalid_credentials"
-
-    def __init__(self) -> None:
-        super().__init__(INVALID_CREDENTIALS)
-
-
-class PermissionDeniedError(AppError):
-    status_code = 403
-    code = "forbidden"
-
-
-class RateLimitedError(AppError):
-    status_code = 429
-    code = "rate_limited"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many requests; retry in {retry_after} s")
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
-
-
-class RateLimitUnavailableError(AppError):
-    """The shared rate-limit storage is down: password checks are refused (fail closed)."""
-
-    status_code = 503
-    code = "rate_limit_unavailable"
-    retry_after = 5
-
-    def __init__(self) -> None:
-        super().__init__(
-            "Logins are paused: the rate-limit store cannot be reached; "
-            f"retry in {self.retry_after} s"
-        )
-        self.headers = {"Retry-After": str(self.retry_after)}
-
-
-class UsernameTakenError(ConflictError):
-    code = "username_taken"
-
-
-class LastAdminError(ConflictError):
-    code = "last_admin"
-
-    def __init__(self) -> None:
-        super().__init__("The last active admin cannot be deleted, disabled or demoted")
-
-
-class WrongPasswordError(BadRequestError):
-    code = "wrong_password"
-
-    def __init__(self) -> None:
-        super().__init__("The current password is incorrect")
-
-
-class UserNotFoundError(NotFoundError):
-    def __init__(self) -> None:
-        super().__init__("User not found")
 
 
 # --- tokens ------------------------------------------------------------------------------------
@@ -178,7 +114,7 @@ async def refresh(session: AsyncSession, settings: Settings, *, refresh_token: s
             log.warning("auth.refresh_reuse_detected", user_id=row.user_id, family=row.family_id)
         raise AuthenticationError("Refresh token has been revoked", code="invalid_token")
     user = await crud.get_user(session, claims.user_id)
-    if user is None or not user.is_active or user.token_version != claims.version:
+    if user is None or not current.is_current(user, version=claims.version):
         await crud.revoke_family(session, row.family_id)
         await session.commit()
         raise AuthenticationError("Refresh token is no longer valid", code="invalid_token")
@@ -329,10 +265,6 @@ async def delete_user(session: AsyncSession, *, username: str) -> None:
         await _ensure_an_admin_remains(session)
     await session.commit()
     log.info("auth.user_deleted", username=username)
-
-
-class BindingNotFoundError(NotFoundError):
-    pass
 
 
 async def set_project_role(

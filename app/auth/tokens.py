@@ -1,10 +1,9 @@
 """API tokens for scripts and CI (API.md, Part 2): create (the secret shown once, stored as its
-SHA-256), list, revoke, and authenticate a request that carries one.
+SHA-256), list and revoke. A request that carries one is authenticated by `app.auth.current`.
 
 What a token may do is computed at every request from the token and its user as they are then
 (`app.auth.access.token_rights`): a disabled user, a lowered role or a removed project role
-limits its tokens at once. `last_used_at` is written at most once a minute per token, so a busy
-pipeline does not turn every read into a write.
+limits its tokens at once.
 """
 
 from __future__ import annotations
@@ -13,30 +12,24 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import access
+from app.auth.errors import TokenNotFoundError, UserNotFoundError
 from app.core.config import Settings
 from app.core.security import Role
 from app.db import api_tokens as store
 from app.db import crud
-from app.db.models import ApiToken, ProjectBinding, User, utcnow
-from app.services.auth import AuthenticationError, UserNotFoundError
-from app.services.exceptions import BadRequestError, NotFoundError
+from app.db.models import ApiToken, utcnow
+from app.services.exceptions import BadRequestError
 
 log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "lxa_"  # noqa: S105 (the prefix every token shows, not a secret)
 SECRET_BYTES = 32
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-class TokenNotFoundError(NotFoundError):
-    def __init__(self) -> None:
-        super().__init__("Token not found")
 
 
 def is_api_token(value: str | None) -> bool:
@@ -118,37 +111,3 @@ async def revoke_token(
     await store.revoke_token(session, token)
     await session.commit()
     log.info("auth.token_revoked", token_id=token_id, by_user_id=user_id)
-
-
-async def authenticate(engine: AsyncEngine, secret: str) -> tuple[User, str]:
-    """(the user as the token may act, token id), or 401. The returned `User` is detached: its
-    role and project roles are the token's rights, not the user's."""
-    subject = await store.find_by_secret(engine, secret_hash(secret))
-    now = utcnow()
-    if subject is None or subject.revoked:
-        raise AuthenticationError("Invalid API token", code="invalid_token")
-    if subject.expires_at is not None and subject.expires_at <= now:
-        raise AuthenticationError("API token expired", code="invalid_token")
-    user = subject.user
-    if not user.is_active:
-        raise AuthenticationError("Token is no longer valid", code="invalid_token")
-    global_role, projects = access.token_rights(user, subject.role, subject.projects)
-    acting = User(
-        id=user.id,
-        username=user.username,
-        username_key=user.username_key,
-        password_hash="",
-        role=global_role.value,
-        is_active=True,
-        token_version=user.token_version,
-        created_at=user.created_at,
-        updated_at=user.updated_at,
-        bindings=[ProjectBinding(user_id=user.id, project=p, role=r) for p, r in projects.items()],
-    )
-    if _stale(subject.last_used_at, now):
-        await store.touch(engine, subject.token_id, now)
-    return acting, subject.token_id
-
-
-def _stale(last_used_at: datetime | None, now: datetime) -> bool:
-    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
