@@ -42,10 +42,10 @@ from app.core.security import (
 from app.db import crud
 from app.db.crud import Standing, get_standing
 from app.db.models import User
+from app.errors import LXDNotFound
 from app.schemas.common import PROJECT_PATTERN
 from app.services import api_tokens
 from app.services.auth import AuthenticationError, PermissionDeniedError
-from app.services.exceptions import LXDNotFound
 
 UserT = TypeVar("UserT", User, Standing)
 Scope = Literal["project", "global"]

@@ -18,8 +18,8 @@ from starlette.requests import HTTPConnection
 from app.core.config import Settings
 from app.db.crud import Standing
 from app.db.models import User
+from app.lxd.client import LXDClient
 from app.schemas.common import PROJECT_PATTERN
-from app.services.lxd_client import LXDClient
 from app.utils.pagination import ListQuery
 
 log = structlog.get_logger(__name__)

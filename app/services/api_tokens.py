@@ -24,8 +24,8 @@ from app.core.security import Role
 from app.db import api_tokens as store
 from app.db import crud
 from app.db.models import ApiToken, ProjectBinding, User, utcnow
+from app.errors import BadRequestError, NotFoundError
 from app.services.auth import AuthenticationError, UserNotFoundError
-from app.services.exceptions import BadRequestError, NotFoundError
 
 log = structlog.get_logger(__name__)
 

@@ -28,7 +28,7 @@ from app.core.security import (
 )
 from app.db import crud
 from app.db.models import User, utcnow
-from app.services.exceptions import AppError, BadRequestError, ConflictError, NotFoundError
+from app.errors import AppError, BadRequestError, ConflictError, NotFoundError
 
 log = structlog.get_logger(__name__)
 

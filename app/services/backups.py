@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.services.downloads import Download, open_download
-from app.services.exceptions import ConflictError, LXDNotFound
+from app.errors import ConflictError, LXDNotFound
+from app.lxd.client import LXDClient, LXDResponse, lxd_path
+from app.lxd.downloads import Download, open_download
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.utils.pagination import ListQuery
 
 # Magic numbers of what LXD can hand out as a backup (by `compression_algorithm`).

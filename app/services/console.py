@@ -13,6 +13,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from app.lxd.client import LXDClient, lxd_path
 from app.schemas.exec import ResizeFrame
 from app.services.exec import (
     Peer,
@@ -23,7 +24,6 @@ from app.services.exec import (
     relay_output,
     resize_message,
 )
-from app.services.lxd_client import LXDClient, lxd_path
 from app.services.operations import connect_operation_sockets, operation_secrets
 
 

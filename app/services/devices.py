@@ -21,8 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 
-from app.schemas.storage import DEVICE_NAME_PATTERN
-from app.services.exceptions import (
+from app.errors import (
     BadRequestError,
     ConflictError,
     LXDError,
@@ -31,8 +30,9 @@ from app.services.exceptions import (
     LXDTimeout,
     NotFoundError,
 )
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
+from app.lxd.client import LXDClient, lxd_path
+from app.lxd.operation import is_final, raise_if_failed, wait_operation
+from app.schemas.storage import DEVICE_NAME_PATTERN
 
 log = structlog.get_logger(__name__)
 

@@ -23,10 +23,10 @@ from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from app.errors import LXDBadGateway, LXDError, error_from_lxd
+from app.lxd.client import LXDClient, lxd_path
+from app.lxd.operation import STATUS_FAILURE, is_final, operation_ref, wait_operation
 from app.schemas.exec import ControlFrame, EofFrame, ExecRequest, ExecStart, ResizeFrame
-from app.services.exceptions import LXDBadGateway, LXDError, error_from_lxd
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_operations import STATUS_FAILURE, is_final, operation_ref, wait_operation
 from app.services.operations import close_sockets, connect_operation_sockets, operation_secrets
 
 log = structlog.get_logger(__name__)

@@ -16,15 +16,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.config import Settings
-from app.services.exceptions import (
+from app.errors import (
     BadRequestError,
     ConflictError,
     LXDError,
     LXDNotFound,
     LXDPreconditionFailed,
 )
+from app.lxd.client import LXDClient, LXDResponse, lxd_path
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.utils.pagination import ListQuery
 
 AMBIGUOUS_MESSAGE = "more than one image matches"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.services.downloads import Download, open_download
-from app.services.exceptions import (
+from app.errors import (
     ConflictError,
     LXDBadRequest,
     LXDError,
@@ -14,9 +13,10 @@ from app.services.exceptions import (
     LXDTimeout,
     NotFoundError,
 )
+from app.lxd.client import LXDClient, LXDResponse, lxd_path
+from app.lxd.downloads import Download, open_download
+from app.lxd.operation import is_final, raise_if_failed, wait_operation
 from app.services.listing import ensure_project, list_collection, read_list
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
-from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
 from app.services.readmodel import ReadModel
 from app.utils.pagination import ListQuery, name_from_url, paginate
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pydantic_core
 
-from app.services.exceptions import LXDBadGateway, LXDNotFound
-from app.services.lxd_client import LXDClient, lxd_path
+from app.errors import LXDBadGateway, LXDNotFound
+from app.lxd.client import LXDClient, lxd_path
 from app.utils.pagination import ListQuery, name_from_url, paginate
 
 

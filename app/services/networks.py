@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from app.errors import (
+    BadRequestError,
+    ConflictError,
+    LXDError,
+    LXDNotFound,
+)
+from app.lxd.client import LXDClient, lxd_path
 from app.services.devices import (
     DeviceEdit,
     DeviceGuard,
@@ -19,14 +26,7 @@ from app.services.devices import (
     free_name,
     pick_device,
 )
-from app.services.exceptions import (
-    BadRequestError,
-    ConflictError,
-    LXDError,
-    LXDNotFound,
-)
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, lxd_path
 from app.services.storage import finish, is_in_use, raise_as_conflict_if_duplicate
 from app.utils.pagination import ListQuery
 

@@ -18,15 +18,15 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from app.services.exceptions import LXDBadGateway, LXDError, LXDNotFound, LXDTimeout
-from app.services.listing import ensure_project
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_operations import (
+from app.errors import LXDBadGateway, LXDError, LXDNotFound, LXDTimeout
+from app.lxd.client import LXDClient, lxd_path
+from app.lxd.operation import (
     OPERATION_RETENTION_HINT,
     get_operation,
     public_operation,
     wait_operation,
 )
+from app.services.listing import ensure_project
 from app.utils.pagination import ListQuery, paginate
 
 # LXD's `GET /1.0/operations?recursion=1` groups operations by status, in this order.

@@ -21,10 +21,10 @@ from app.auth.policy import (
 )
 from app.core.config import Settings
 from app.db.models import User
+from app.errors import LXDNotFound, PolicyViolation
+from app.lxd.client import LXDClient, lxd_path
 from app.services.devices import DeviceGuard
-from app.services.exceptions import LXDNotFound, PolicyViolation
 from app.services.images import image_remotes
-from app.services.lxd_client import LXDClient, lxd_path
 
 
 def policy_from_settings(settings: Settings) -> Policy:

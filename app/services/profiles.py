@@ -19,16 +19,16 @@ from __future__ import annotations
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from app.services.devices import describe_users
-from app.services.exceptions import (
+from app.errors import (
     ConflictError,
     LXDBadRequest,
     LXDConflict,
     LXDError,
     LXDNotFound,
 )
+from app.lxd.client import LXDClient, lxd_path
+from app.services.devices import describe_users
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, lxd_path
 from app.services.storage import finish, is_in_use
 from app.utils.pagination import ListQuery
 

@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from app.services.exceptions import ConflictError, LXDError, LXDNotFound, LXDPreconditionFailed
+from app.errors import ConflictError, LXDError, LXDNotFound, LXDPreconditionFailed
+from app.lxd.client import LXDClient, LXDResponse, lxd_path
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.utils.pagination import ListQuery
 
 # LXD's own project, whatever DEFAULT_PROJECT says: LXD refuses to delete or rename it.

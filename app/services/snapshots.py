@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.services.exceptions import ConflictError, LXDNotFound, LXDTimeout
+from app.errors import ConflictError, LXDNotFound, LXDTimeout
+from app.lxd.client import LXDClient, LXDResponse, lxd_path
+from app.lxd.operation import is_final, raise_if_failed, wait_operation
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
-from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
 from app.utils.pagination import ListQuery
 
 

@@ -13,6 +13,16 @@ import posixpath
 import re
 from typing import Any, NoReturn
 
+from app.errors import (
+    BadRequestError,
+    ConflictError,
+    LXDBadRequest,
+    LXDConflict,
+    LXDError,
+    LXDNotFound,
+)
+from app.lxd.client import LXDClient, LXDResponse, lxd_path
+from app.lxd.operation import is_final, raise_if_failed, wait_operation
 from app.services.devices import (
     DeviceEdit,
     DeviceGuard,
@@ -22,17 +32,7 @@ from app.services.devices import (
     free_name,
     pick_device,
 )
-from app.services.exceptions import (
-    BadRequestError,
-    ConflictError,
-    LXDBadRequest,
-    LXDConflict,
-    LXDError,
-    LXDNotFound,
-)
 from app.services.listing import ensure_project, list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
-from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
 from app.utils.pagination import ListQuery
 
 ALWAYS_THERE_PROJECT = "default"  # LXD's default project cannot be deleted

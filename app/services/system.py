@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.services.lxd_client import API_PREFIX, LXDClient
+from app.lxd.client import API_PREFIX, LXDClient
 
 
 async def server_info(lxd: LXDClient, *, timeout: float | None = None) -> dict[str, Any]:

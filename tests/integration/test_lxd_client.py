@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from app.services.exceptions import InvalidNameError, LXDNotFound
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_operations import wait_operation
+from app.errors import InvalidNameError, LXDNotFound
+from app.lxd.client import LXDClient, lxd_path
+from app.lxd.operation import wait_operation
 from tests.integration.conftest import delete_instance
 from tests.lxd_sandbox import LXDEnv
 

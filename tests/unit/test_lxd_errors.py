@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.services.exceptions import (
+from app.errors import (
     LXD_REQUEST_MISTAKES,
     LXDBadRequest,
     LXDConflict,

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from app.api.accepted import operation_answer
 from app.api.access import OperatorUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep, WaitParams
-from app.api.operations import operation_answer
 from app.api.responses import (
     ASYNC_RESPONSES,
     DownloadResponse,

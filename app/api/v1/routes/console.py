@@ -20,10 +20,10 @@ from app.api.websockets import (
     close_socket,
 )
 from app.core.security import Role
+from app.errors import AppError
 from app.schemas.exec import MAX_TERMINAL_SIZE
 from app.services import console as service
 from app.services import instances as instances_service
-from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
 

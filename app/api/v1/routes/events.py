@@ -19,9 +19,9 @@ from app.api.websockets import (
     close_socket,
 )
 from app.core.security import Role
+from app.errors import AppError, LXDNotFound
 from app.schemas.common import PROJECT_PATTERN
 from app.services.events import ALL_PROJECTS, EventHub, Subscriber, parse_types
-from app.services.exceptions import AppError, LXDNotFound
 from app.services.listing import ensure_project
 
 log = structlog.get_logger(__name__)

@@ -27,11 +27,11 @@ from app.api.websockets import (
     close_socket,
 )
 from app.core.security import Role
+from app.errors import AppError
 from app.schemas.common import InstanceName
 from app.schemas.exec import ExecRequest, ExecResult, ExecStart
 from app.services import exec as service
 from app.services import instances as instances_service
-from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
 

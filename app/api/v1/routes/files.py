@@ -17,10 +17,10 @@ from app.api.access import OperatorUser, ViewerUser
 from app.api.deps import LXDDep, ProjectDep
 from app.api.responses import DownloadResponse, error_responses
 from app.audit import note_detail
+from app.errors import BadRequestError
 from app.schemas.common import InstanceName
 from app.schemas.files import DirectoryListing, FileWritten, SymlinkInfo
 from app.services import files as service
-from app.services.exceptions import BadRequestError
 from app.services.files import MAX_ID, Owner
 
 MODE_PATTERN = r"^0?[0-7]{3}$"

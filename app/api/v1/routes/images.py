@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.access import AdminUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
-from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.api.v1.routes.image_aliases import router as aliases_router
 from app.schemas.common import Fingerprint, OperationRef, Page

@@ -7,15 +7,15 @@ from typing import get_args
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.access import OperatorUser
 from app.api.deps import LXDDep, ProjectDep, WaitParams, WaitQuery
-from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses
+from app.errors import LXDError
+from app.lxd.client import LXDClient, LXDResponse
 from app.schemas.common import InstanceName, OperationRef
 from app.schemas.instances import LifecycleOptions, StateAction, StateChange
 from app.services import instances as service
-from app.services.exceptions import LXDError
-from app.services.lxd_client import LXDClient, LXDResponse
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 

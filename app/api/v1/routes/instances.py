@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.access import OperatorUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
-from app.api.operations import operation_answer
 from app.api.readmodel import ReadModelDep, age_header
 from app.api.responses import (
     ASYNC_RESPONSES,

@@ -11,10 +11,10 @@ from app.api.access import LoginUser
 from app.api.deps import LXDDep
 from app.api.responses import error_responses
 from app.auth import access
+from app.errors import LXDNotFound
 from app.metrics import CONTENT_TYPE
 from app.schemas.common import PROJECT_PATTERN
 from app.services import lxd_metrics as service
-from app.services.exceptions import LXDNotFound
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.access import AdminUser, LoginUser, PathProjectViewer
 from app.api.deps import ListParams, LXDDep, SessionDep, WaitParams
-from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, IfMatch, error_responses, with_etag
 from app.auth import access
 from app.db import crud

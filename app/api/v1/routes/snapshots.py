@@ -8,15 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.access import OperatorUser, ViewerRead
 from app.api.deps import ListParams, LXDDep, ProjectDep, SettingsDep, WaitParams
-from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, POLICY_RESPONSES, LXDJSONResponse, error_responses
+from app.errors import LXDNotFound
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.schemas.snapshots import SnapshotCreate, SnapshotPublic, SnapshotRestore, SnapshotUpdate
 from app.services import policy
 from app.services import snapshots as service
-from app.services.exceptions import LXDNotFound
 
 router = APIRouter(prefix="/instances/{name}/snapshots", tags=["snapshots"])
 

@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import WaitQuery
 from app.audit import note_operation
-from app.services.lxd_client import LXDClient, LXDResponse
-from app.services.lxd_operations import accepted_or_finished, operation_ref, public_operation
+from app.lxd.client import LXDClient, LXDResponse
+from app.lxd.operation import accepted_or_finished, operation_ref, public_operation
 
 
 async def operation_answer(

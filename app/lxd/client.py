@@ -27,14 +27,14 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from app.core.config import ConnectionMode, Settings
-from app.services.exceptions import (
+from app.errors import (
     InvalidNameError,
     LXDBadGateway,
     LXDTimeout,
     LXDUnavailable,
     error_from_lxd,
 )
-from app.services.lxd_stream import (
+from app.lxd.stream import (
     Connector,
     LXDDownload,
     open_download,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from app.services.exceptions import LXDError, LXDNotFound, error_from_lxd
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
+from app.errors import LXDError, LXDNotFound, error_from_lxd
+from app.lxd.client import LXDClient, LXDResponse, lxd_path
 
 API_PREFIX = "/api/v1"
 STATUS_FAILURE = 400

@@ -1,0 +1,1 @@
+"""The LXD client package: the client, its streams, operations and downloads."""
