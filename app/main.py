@@ -31,7 +31,7 @@ from app.core.security import WebSocketAuthError
 from app.db.migrations import upgrade_to_head
 from app.db.seed import seed_admin
 from app.db.session import make_engine, make_sessionmaker
-from app.lxd.client import LXDClient
+from app.lxd import LXDClient
 from app.metrics import APIMetrics, MetricsMiddleware
 from app.services.events import EventHub
 from app.services.readmodel import ReadModel

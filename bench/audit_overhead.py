@@ -48,7 +48,7 @@ from app.core.security import Role, create_token
 from app.db import crud
 from app.db.migrations import upgrade_to_head
 from app.db.session import make_engine
-from app.lxd.client import lxd_path
+from app.lxd import lxd_path
 from app.main import create_app
 from app.services import api_tokens
 

@@ -7,19 +7,21 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import WaitQuery
 from app.audit import note_operation
-from app.lxd.client import LXDClient, LXDResponse
-from app.lxd.operation import accepted_or_finished, operation_ref, public_operation
+from app.lxd import LXDResponse, public_operation
+from app.services.operations import operation_ref
 
 
-async def operation_answer(
-    lxd: LXDClient, response: LXDResponse, wait: WaitQuery | None = None
-) -> JSONResponse:
+async def operation_answer(response: LXDResponse, wait: WaitQuery | None = None) -> JSONResponse:
     """202 + operation reference; with `?wait=true`, 200 + the finished operation (a failed
     one raises its typed error); a synchronous LXD reply is answered 200 with its metadata."""
     if not response.is_async:
         return JSONResponse(public_operation(response.metadata) or {}, status_code=200)
-    note_operation(response.operation_id)  # before waiting: a failed wait is audited with it
+    started = response.started()
+    note_operation(started.id)  # before waiting: a failed wait is audited with it
     if wait is None or not wait.wait:
-        return JSONResponse(operation_ref(response.operation_id), status_code=202)
-    finished, body = await accepted_or_finished(lxd, response, wait=True, timeout=wait.timeout)
-    return JSONResponse(body, status_code=200 if finished else 202)
+        return JSONResponse(operation_ref(started.id), status_code=202)
+    # Not `started.wait()`: when `?timeout` passes first, the answer is the 202, not a 504.
+    operation = await started.finished(wait.timeout)
+    if operation is None:
+        return JSONResponse(operation_ref(started.id), status_code=202)
+    return JSONResponse(public_operation(operation), status_code=200)

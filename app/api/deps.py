@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 from app.core.config import Settings
 from app.db.crud import Standing
 from app.db.models import User
-from app.lxd.client import LXDClient
+from app.lxd import LXDClient
 from app.schemas.common import PROJECT_PATTERN
 from app.utils.pagination import ListQuery
 

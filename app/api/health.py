@@ -13,7 +13,7 @@ from app.api.deps import LXDDep
 from app.core.config import APP_VERSION
 from app.core.ratelimit import RateLimiter
 from app.errors import LXDError
-from app.lxd.client import LXDClient
+from app.lxd import LXDClient
 from app.services.system import server_info
 
 router = APIRouter(tags=["health"])

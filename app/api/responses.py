@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.errors import PreconditionFailedError
-from app.lxd.downloads import Download
+from app.lxd import Download
 from app.schemas.common import ErrorBody, OperationRef
 from app.schemas.policy import PolicyErrorBody
 

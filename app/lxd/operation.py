@@ -1,7 +1,13 @@
-"""Operation references and waiting on LXD's background operations.
+"""LXD's background operations, as LXD's own Go client has them (`client/operations.go`).
 
-Every operation that passes through this API goes through `public_operation()`, which strips
-LXD's secrets: websocket secrets (`metadata.fds`; whoever holds them can attach to an exec or
+Every asynchronous write hands back an `Operation`: `wait(timeout)` waits until it is final
+and raises its failure as a typed error (a timeout is always a 504), `finished(timeout)` is the
+same with None for "still running" (a route answers that with a 202), `get(wait=...)` reads it
+as LXD has it (finished or failed, not raised), `cancel()` asks LXD to stop it, and
+`websockets(names)` attaches to its sockets (exec, console). Waiting is written here once.
+
+Every operation shown to a client goes through `public_operation()`, which strips LXD's
+secrets: websocket secrets (`metadata.fds`; whoever holds them can attach to an exec or
 console) and token secrets (`metadata.secret` of image and certificate tokens; whoever holds
 one becomes an LXD client). Viewers may read operations: neither may reach them.
 """
@@ -9,28 +15,29 @@ one becomes an LXD client). Viewers may read operations: neither may reach them.
 from __future__ import annotations
 
 import copy
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
-from app.errors import LXDError, LXDNotFound, error_from_lxd
-from app.lxd.client import LXDClient, LXDResponse, lxd_path
+from app.errors import LXDError, LXDNotFound, LXDTimeout, reword_not_found
+from app.lxd.errors import error_from_lxd
+from app.lxd.paths import lxd_path
+from app.lxd.websockets import connect_operation_sockets, operation_secrets
 
-API_PREFIX = "/api/v1"
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+    from app.lxd.client import LXDClient
+
 STATUS_FAILURE = 400
 STATUS_CANCELLED = 401
 FINAL_STATUS_CODES = {200, STATUS_FAILURE, STATUS_CANCELLED}
 SECRET_KEYS = ("fds", "secret")
 # How long LXD keeps an operation after it finished (seconds); after that it is a 404.
 OPERATION_RETENTION_HINT = "finished operations expire from LXD a few seconds after they end"
-
-
-def operation_ref(operation_id: str) -> dict[str, str]:
-    """The four-field reference a 202 answer carries."""
-    return {
-        "operation_id": operation_id,
-        "operation_url": f"/1.0/operations/{operation_id}",
-        "poll_url": f"{API_PREFIX}/operations/{operation_id}",
-        "wait_url": f"{API_PREFIX}/operations/{operation_id}/wait",
-    }
+# How long a write waits for an operation it cannot answer without (seconds).
+WRITE_WAIT = 120.0
+# `Operation.get(wait=FOREVER)`: LXD holds the answer until the operation is final.
+FOREVER = math.inf
 
 
 def public_operation(operation: Any) -> Any:
@@ -58,54 +65,88 @@ def raise_if_failed(operation: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
-async def get_operation(lxd: LXDClient, operation_id: str) -> dict[str, Any]:
-    try:
-        response = await lxd.get(lxd_path("operations", operation_id))
-    except LXDNotFound as exc:
-        raise LXDNotFound(
-            f"Operation {operation_id} not found ({OPERATION_RETENTION_HINT})"
-        ) from exc
-    return dict(response.metadata or {})
+class Operation:
+    """One LXD background operation: what an asynchronous write hands back (`reply.operation`),
+    or `lxd.operation(id)` for one named by a client. `metadata` is the operation as LXD last
+    described it (in the async reply, or the latest `get`/`wait`)."""
 
+    __slots__ = ("id", "lxd", "metadata")
 
-async def wait_operation(
-    lxd: LXDClient, operation_id: str, *, timeout: float | None = None
-) -> dict[str, Any]:
-    """Wait for an operation and return it: finished, or still running when `timeout` passed.
+    def __init__(self, lxd: LXDClient, operation_id: str, metadata: Any = None) -> None:
+        self.lxd = lxd
+        self.id = operation_id
+        self.metadata: dict[str, Any] = dict(metadata) if isinstance(metadata, dict) else {}
 
-    LXD 5.0 answers `/wait` with the operation in every case; 5.21+ answers a failure or a
-    timeout with an error reply. Both end here as the operation itself.
-    """
-    params = {"timeout": int(timeout) if timeout is not None else -1}
-    read_timeout = (timeout + lxd.timeout) if timeout is not None else None
-    try:
-        response = await lxd.get(
-            lxd_path("operations", operation_id, "wait"), params=params, timeout=read_timeout
+    def __repr__(self) -> str:
+        return f"Operation({self.id!r})"
+
+    def _not_found(self) -> Any:
+        return reword_not_found("Operation", self.id, hint=OPERATION_RETENTION_HINT)
+
+    async def get(self, *, wait: float | None = None) -> dict[str, Any]:
+        """The operation as LXD has it now; with `wait` (seconds, or `FOREVER`), once it is
+        final or as it is when `wait` passed (still running). Its outcome is not raised.
+
+        LXD 5.0 answers `/wait` with the operation in every case; 5.21+ answers a failure or a
+        timeout with an error reply. Both end here as the operation itself.
+        """
+        with self._not_found():
+            if wait is None:
+                reply = await self.lxd.get(lxd_path("operations", self.id))
+            else:
+                try:
+                    reply = await self._wait_reply(wait)
+                except LXDNotFound:
+                    raise
+                except LXDError:
+                    # Newer LXD reports failure/timeout as an error reply: read the operation.
+                    reply = await self.lxd.get(lxd_path("operations", self.id))
+        self.metadata = dict(reply.metadata or {})
+        return self.metadata
+
+    async def _wait_reply(self, wait: float) -> Any:
+        forever = wait == FOREVER
+        params = {"timeout": -1 if forever else int(wait)}
+        read_timeout = None if forever else wait + self.lxd.timeout
+        return await self.lxd.get(
+            lxd_path("operations", self.id, "wait"), params=params, timeout=read_timeout
         )
-    except LXDNotFound as exc:
-        raise LXDNotFound(
-            f"Operation {operation_id} not found ({OPERATION_RETENTION_HINT})"
-        ) from exc
-    except LXDError:
-        # Newer LXD reports failure/timeout as an error reply: read the operation itself.
-        return await get_operation(lxd, operation_id)
-    return dict(response.metadata or {})
 
+    async def finished(self, timeout: float) -> dict[str, Any] | None:
+        """The operation once it finished, or None when it was still running after `timeout`;
+        its failure is raised as the typed error its reason calls for."""
+        operation = await self.get(wait=timeout)
+        if not is_final(operation):
+            return None
+        return raise_if_failed(operation)
 
-async def accepted_or_finished(
-    lxd: LXDClient, response: LXDResponse, *, wait: bool, timeout: float | None
-) -> tuple[bool, dict[str, Any]]:
-    """What a route that started an operation answers.
+    async def wait(self, timeout: float, *, what: str | None = None) -> dict[str, Any]:
+        """Like `finished`, but `timeout` passing first is a 504 (`LXDTimeout`) that names
+        what `what` was being done: for a write that cannot answer without the outcome."""
+        operation = await self.finished(timeout)
+        if operation is None:
+            doing = what or f"LXD operation {self.id}"
+            raise LXDTimeout(
+                f"{doing} did not finish within {timeout:g} s (operation {self.id} is still "
+                "running); retry when it is done"
+            )
+        return operation
 
-    Returns `(finished, body)`: without `wait`, or when `timeout` passed first,
-    `(False, operation reference)` for a 202; with `wait`, `(True, final operation)`, or the
-    operation's failure raised as a typed error.
-    """
-    operation_id = response.operation_id
-    if not wait:
-        return False, operation_ref(operation_id)
-    operation = await wait_operation(lxd, operation_id, timeout=timeout)
-    if not is_final(operation):
-        return False, operation_ref(operation_id)
-    raise_if_failed(operation)
-    return True, public_operation(operation)
+    async def cancel(self) -> None:
+        """Ask LXD to cancel; LXD refuses (400, with its reason) what cannot be cancelled."""
+        with self._not_found():
+            await self.lxd.delete(lxd_path("operations", self.id))
+
+    def secrets(self) -> dict[str, str]:
+        """`metadata.fds` of a websocket operation (exec, console): socket name -> secret."""
+        return operation_secrets(self.metadata)
+
+    async def websocket(self, name: str) -> ClientConnection:
+        """Attach to the operation's socket `name` (`control`, `0`, `1`...)."""
+        sockets = await connect_operation_sockets(self.lxd, self.id, self.secrets(), [name])
+        return sockets[name]
+
+    async def websockets(self, names: list[str]) -> dict[str, ClientConnection]:
+        """Attach to the sockets `names`, in that order (control first, as LXD's own client
+        does), all within LXD's deadline; none is left open if one fails."""
+        return await connect_operation_sockets(self.lxd, self.id, self.secrets(), names)

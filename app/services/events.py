@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from app.errors import LXDError, LXDUnavailable
-from app.lxd.client import LXDClient, lxd_path
+from app.lxd import LXDClient, lxd_path
 
 log = structlog.get_logger(__name__)
 

@@ -41,8 +41,7 @@ from app.errors import (
     LXDError,
     LXDNotFound,
 )
-from app.lxd.client import LXDClient, lxd_path
-from app.lxd.downloads import Download, open_download
+from app.lxd import Download, LXDClient, lxd_path, open_download
 
 MAX_PATH_BYTES = 4096  # PATH_MAX
 MAX_NAME_BYTES = 255  # NAME_MAX

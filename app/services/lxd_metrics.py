@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from app.errors import LXDBadGateway
-from app.lxd.client import LXDClient, lxd_path
+from app.lxd import LXDClient, lxd_path
 
 # LXD's metrics of a few thousand instances are a few MiB; more is not a reply to relay.
 MAX_METRICS_BYTES = 64 * 1024 * 1024

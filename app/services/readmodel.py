@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import structlog
 
 from app.errors import LXDError, LXDNotFound
-from app.lxd.client import LXDClient, lxd_path
+from app.lxd import LXDClient, lxd_path
 
 log = structlog.get_logger(__name__)
 

@@ -14,13 +14,8 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from app.errors import (
-    BadRequestError,
-    ConflictError,
-    LXDBadRequest,
-    NotFoundError,
-)
-from app.lxd.client import LXDClient
+from app.errors import BadRequestError, ConflictError, LXDBadRequest, NotFoundError
+from app.lxd import LXDClient
 from app.services import devices
 from app.services.devices import DeviceEdit, InstanceDevices, edit_devices
 

@@ -15,7 +15,7 @@ from websockets.asyncio.server import Server, ServerConnection, unix_serve
 
 from app.core.config import Settings
 from app.errors import LXDUnavailable
-from app.lxd.client import LXDClient
+from app.lxd import LXDClient
 from app.services.events import EventHub, parse_types, scrub_event
 
 

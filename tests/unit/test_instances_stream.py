@@ -13,7 +13,7 @@ import pytest
 
 from app import errors as exc
 from app.core.config import Settings
-from app.lxd.client import LXDClient, lxd_path
+from app.lxd import LXDClient, lxd_path
 from app.lxd.stream import LXDDownload
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

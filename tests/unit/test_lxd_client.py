@@ -11,7 +11,7 @@ import pytest
 
 from app import errors as exc
 from app.core.config import Settings
-from app.lxd.client import LXDClient, check_segment, lxd_path
+from app.lxd import LXDClient, check_segment, lxd_path
 
 
 def envelope(kind: str = "sync", status: int = 200, **extra: Any) -> dict[str, Any]:

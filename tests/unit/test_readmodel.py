@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.errors import LXDNotFound, LXDUnavailable
-from app.lxd.client import LXDResponse
+from app.lxd import LXDResponse
 from app.services.readmodel import ReadModel
 
 

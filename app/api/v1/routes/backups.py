@@ -73,7 +73,7 @@ async def create_backup(
     response = await service.create_backup(
         lxd, name=name, project=project, body=body.model_dump(mode="json", exclude_none=True)
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(
@@ -106,7 +106,7 @@ async def delete_backup(
     user: OperatorUser,
 ) -> JSONResponse:
     response = await service.delete_backup(lxd, name=name, backup=backup, project=project)
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(

@@ -70,7 +70,7 @@ async def copy_image(
         auto_update=body.auto_update,
         public=body.public,
     )
-    return await operation_answer(lxd, started, wait)
+    return await operation_answer(started, wait)
 
 
 @router.get(
@@ -101,4 +101,4 @@ async def delete_image(
     fingerprint: Fingerprint, lxd: LXDDep, project: ProjectDep, wait: WaitParams, user: AdminUser
 ) -> JSONResponse:
     started = await service.delete_image(lxd, project=project, fingerprint=fingerprint)
-    return await operation_answer(lxd, started, wait)
+    return await operation_answer(started, wait)

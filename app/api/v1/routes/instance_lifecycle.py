@@ -12,7 +12,7 @@ from app.api.access import OperatorUser
 from app.api.deps import LXDDep, ProjectDep, WaitParams, WaitQuery
 from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.errors import LXDError
-from app.lxd.client import LXDClient, LXDResponse
+from app.lxd import LXDClient, LXDResponse
 from app.schemas.common import InstanceName, OperationRef
 from app.schemas.instances import LifecycleOptions, StateAction, StateChange
 from app.services import instances as service
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/instances", tags=["instances"])
 
 async def _answer(lxd: LXDClient, response: LXDResponse, wait: WaitQuery) -> JSONResponse:
     try:
-        return await operation_answer(lxd, response, wait)
+        return await operation_answer(response, wait)
     except LXDError as exc:
         raise service.transition_error(exc) from exc
 

@@ -101,7 +101,7 @@ async def create_instance(
     response = await service.create_instance(
         lxd, project=project, body=lxd_body, start=body.start, timeout=wait.timeout
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(
@@ -148,7 +148,7 @@ async def replace_instance(
     response = await service.update_instance(
         lxd, name=name, project=project, body=lxd_body, if_match=if_match, replace=True
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.patch(
@@ -203,7 +203,7 @@ async def delete_instance(
     response = await service.delete_instance(
         lxd, name=name, project=project, force=force, timeout=wait.timeout
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.post(
@@ -224,7 +224,7 @@ async def rename_instance(
     user: OperatorUser,
 ) -> JSONResponse:
     response = await service.rename_instance(lxd, name=name, project=project, new_name=body.name)
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(

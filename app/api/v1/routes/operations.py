@@ -103,7 +103,7 @@ async def list_operations(
 async def get_operation(
     operation_id: OperationId, lxd: LXDDep, _: OperationViewer, who: RequestedByDep
 ) -> Any:
-    return await service.fetch_operation(lxd, operation_id, requested_by=who)
+    return await service.get_operation(lxd, operation_id, requested_by=who)
 
 
 @router.get(
@@ -125,7 +125,7 @@ async def wait_operation(
         int, Query(ge=0, le=3600, description="Seconds to wait at most (0: answer at once)")
     ] = 30,
 ) -> Any:
-    return await service.wait_for_operation(lxd, operation_id, timeout=timeout, requested_by=who)
+    return await service.wait_operation(lxd, operation_id, timeout=timeout, requested_by=who)
 
 
 @router.delete(

@@ -9,7 +9,7 @@ from app.api.access import ViewerUser
 from app.api.deps import LXDDep, ProjectDep, SettingsDep
 from app.api.responses import error_responses
 from app.auth.policy import describe
-from app.lxd.client import LXDClient
+from app.lxd import LXDClient
 from app.schemas.policy import PolicyCheck, PolicyCheckResult, PolicyPublic, PolicyViolationItem
 from app.services import instances as instances_service
 from app.services import policy as service

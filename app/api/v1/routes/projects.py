@@ -174,7 +174,7 @@ async def rename_project(
     # Only an empty project is renamed (checked above): the operation is quick and certain.
     await crud.rename_project_bindings(session, project, body.name)
     await session.commit()
-    return await operation_answer(lxd, started, wait)
+    return await operation_answer(started, wait)
 
 
 @router.delete(

@@ -68,7 +68,7 @@ async def create_snapshot(
     response = await service.create_snapshot(
         lxd, name=name, project=project, body=body.model_dump(mode="json", exclude_none=True)
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(
@@ -115,7 +115,7 @@ async def update_snapshot(
         expires_at=body.expires_at.isoformat() if body.expires_at else None,
         timeout=wait.timeout,
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.delete(
@@ -135,7 +135,7 @@ async def delete_snapshot(
     user: OperatorUser,
 ) -> JSONResponse:
     response = await service.delete_snapshot(lxd, name=name, snapshot=snapshot, project=project)
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.post(
@@ -172,4 +172,4 @@ async def restore_snapshot(
         project=project,
         stateful=body.stateful if body else False,
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
