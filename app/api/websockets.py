@@ -100,7 +100,7 @@ def close_code_for(exc: AppError) -> int:
     return CLOSE_LXD_FAILED
 
 
-def bad_target(name: str, project: str | None, default: str) -> tuple[str, str] | str:
+def target_or_refusal(name: str, project: str | None, default: str) -> tuple[str, str] | str:
     """(name, project) when both are valid, else the reason to refuse them."""
     if not re.fullmatch(INSTANCE_NAME_PATTERN, name):
         return f"invalid instance name {name[:64]!r}"

@@ -27,8 +27,9 @@ from app.api.v1.routes.storage_volumes import router as storage_volumes_router
 from app.api.v1.routes.system import router as system_router
 from app.api.v1.routes.tokens import router as tokens_router
 from app.api.v1.routes.users import router as users_router
+from app.core.config import API_V1_PREFIX
 
-v1_router = APIRouter(prefix="/api/v1")
+v1_router = APIRouter(prefix=API_V1_PREFIX)
 v1_router.include_router(auth_router)
 v1_router.include_router(tokens_router)
 v1_router.include_router(users_router)

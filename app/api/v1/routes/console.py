@@ -15,9 +15,9 @@ from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_NORMAL,
     WebSocketPeer,
-    bad_target,
     close_code_for,
     close_socket,
+    target_or_refusal,
 )
 from app.core.security import Role
 from app.errors import AppError
@@ -54,7 +54,7 @@ async def console_ws(
 ) -> None:
     """See the `console` tag for the protocol."""
     await websocket.accept()
-    target = bad_target(name, project, websocket.app.state.settings.DEFAULT_PROJECT)
+    target = target_or_refusal(name, project, websocket.app.state.settings.DEFAULT_PROJECT)
     if isinstance(target, str):
         await close_socket(websocket, CLOSE_BAD_REQUEST, target)
         return
