@@ -32,9 +32,9 @@ from app.core.security import WebSocketAuthError
 from app.db.migrations import upgrade_to_head
 from app.db.seed import seed_admin
 from app.db.session import make_engine, make_sessionmaker
+from app.lxd import LXDClient
 from app.metrics import APIMetrics, MetricsMiddleware
 from app.services.events import EventHub
-from app.services.lxd_client import LXDClient
 from app.services.readmodel import ReadModel
 
 log = structlog.get_logger(__name__)

@@ -1,6 +1,6 @@
 """The floor for the benchmarks (not a benchmark: `make bench` skips it): a bare ASGI app that
 passes one LXD GET through, with nothing of the API in between. No FastAPI, no middleware, no
-auth, no parsing; the same server (uvicorn) and the same LXD reader (`app.services.lxd_stream`)
+auth, no parsing; the same server (uvicorn) and the same LXD reader (`app.lxd.stream`)
 as the API.
 
 `GET /<anything>?<query>` is answered with LXD's `GET /<anything>?<query>` on the unix socket in
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from app.services.lxd_stream import open_download, unix_connector
+from app.lxd.stream import open_download, unix_connector
 
 CHUNK = 1024 * 1024
 

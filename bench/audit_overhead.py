@@ -49,8 +49,8 @@ from app.core.security import Role, create_token
 from app.db import crud
 from app.db.migrations import upgrade_to_head
 from app.db.session import make_engine
+from app.lxd import lxd_path
 from app.main import create_app
-from app.services.lxd_client import lxd_path
 
 TARGET_MS = 0.5
 NOISE_MS = 0.1  # what "nothing added" and "no slower" allow for

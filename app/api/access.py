@@ -43,8 +43,8 @@ from app.core.security import (
     WebSocketAuthError,
 )
 from app.db.models import User
+from app.errors import LXDNotFound
 from app.schemas.common import PROJECT_PATTERN
-from app.services.exceptions import LXDNotFound
 
 # Swagger's "Authorize" button: the OAuth2 password flow posts a form to /auth/token and sends
 # the access token it gets back as `Authorization: Bearer ...`.

@@ -36,7 +36,7 @@ from app.api.params import (
 from app.core.config import Settings
 from app.core.security import Role
 from app.db.models import User
-from app.services.lxd_client import LXDClient
+from app.lxd import LXDClient
 from app.utils.pagination import ListQuery
 
 __all__ = [

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from app.api.deps import LXDDep
 from app.core.config import APP_VERSION
 from app.core.ratelimit import RateLimiter
-from app.services.exceptions import LXDError
-from app.services.lxd_client import LXDClient
+from app.errors import LXDError
+from app.lxd import LXDClient
 from app.services.system import server_info
 
 router = APIRouter(tags=["health"])

@@ -19,14 +19,14 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.audit.middleware import SAFE_METHODS, entry_project
+from app.core.config import API_V1_PREFIX
 from app.metrics.middleware import route_template
 from app.services.readmodel import ReadModel
 
-API_PREFIX = "/api/v1"
-INSTANCE_ROUTE = f"{API_PREFIX}/instances/{{name}}"
+INSTANCE_ROUTE = f"{API_V1_PREFIX}/instances/{{name}}"
 # Routes under these change no instance.
 UNRELATED = tuple(
-    f"{API_PREFIX}/{area}" for area in ("auth", "users", "audit", "policy", "metrics")
+    f"{API_V1_PREFIX}/{area}" for area in ("auth", "users", "audit", "policy", "metrics")
 )
 # Instance routes that make or name another instance: the project is reloaded.
 RELOADING_SUFFIXES = ("/rename", "/copy")
@@ -74,13 +74,13 @@ class ReadModelMiddleware:
 def written(model: ReadModel, scope: Scope) -> None:
     """Tell the model what the finished request may have changed."""
     path: str = scope.get("path", "")
-    if not path.startswith(API_PREFIX + "/") or path.startswith(UNRELATED):
+    if not path.startswith(API_V1_PREFIX + "/") or path.startswith(UNRELATED):
         return
     params: dict[str, Any] = scope.get("path_params") or {}
     template = route_template(scope)
     default: str = scope["app"].state.settings.DEFAULT_PROJECT
     project = entry_project(scope, default) or default
-    if template.startswith(f"{API_PREFIX}/projects/{{project}}"):
+    if template.startswith(f"{API_V1_PREFIX}/projects/{{project}}"):
         model.note_write(str(params.get("project", project)), None)
         return
     if template.startswith(INSTANCE_ROUTE) and not template.endswith(RELOADING_SUFFIXES):

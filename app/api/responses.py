@@ -14,10 +14,10 @@ from fastapi import Depends, Header, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from app.errors import PreconditionFailedError
+from app.lxd import Download
 from app.schemas.common import ErrorBody, OperationRef
 from app.schemas.policy import PolicyErrorBody
-from app.services.downloads import Download
-from app.services.exceptions import PreconditionFailedError
 
 Responses = dict[int | str, dict[str, Any]]
 

@@ -4,8 +4,8 @@ Since FastAPI 0.137 `include_router()` keeps the router and resolves it on every
 request scans every route of each included router before the one that matches, once to match
 and again to handle (upstream: fastapi/fastapi#16159). Measured here with every v1 router
 included, that was 0.45 ms to reach `GET /api/v1/instances/{name}` and 1 ms for `/audit`;
-added as plain routes, 0.02 ms and 0.2 ms. Our routers declare their full paths (`PREFIX` in
-app/api/v1), tags and dependencies, so their routes are complete as they stand.
+added as plain routes, 0.02 ms and 0.2 ms. Our routers declare their full paths
+(`API_V1_PREFIX`), tags and dependencies, so their routes are complete as they stand.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, W
 from app.db.api_tokens import TokenGrant, get_grant
 from app.db.crud import Standing, get_standing
 from app.db.models import User, utcnow
+from app.errors import LXDNotFound
 from app.services.events import ALL_PROJECTS
-from app.services.exceptions import LXDNotFound
 
 log = structlog.get_logger(__name__)
 

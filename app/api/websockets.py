@@ -13,8 +13,8 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app import audit
 from app.core.security import WebSocketAuthError
+from app.errors import AppError, LXDBadRequest, LXDConflict, LXDError, LXDNotFound
 from app.schemas.common import INSTANCE_NAME_PATTERN, PROJECT_PATTERN
-from app.services.exceptions import AppError, LXDBadRequest, LXDConflict, LXDError, LXDNotFound
 from app.services.exec import PeerGone
 
 # Close codes beyond API.md's 4401/4403/4404/1011 (documented in the tag description).
@@ -100,7 +100,7 @@ def close_code_for(exc: AppError) -> int:
     return CLOSE_LXD_FAILED
 
 
-def bad_target(name: str, project: str | None, default: str) -> tuple[str, str] | str:
+def target_or_refusal(name: str, project: str | None, default: str) -> tuple[str, str] | str:
     """(name, project) when both are valid, else the reason to refuse them."""
     if not re.fullmatch(INSTANCE_NAME_PATTERN, name):
         return f"invalid instance name {name[:64]!r}"

@@ -37,16 +37,16 @@ from asgi_correlation_id.context import correlation_id
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.config import API_V1_PREFIX
 from app.core.errors import code_for_status
 from app.core.ratelimit import TrustedProxies, client_ip
 
 log = structlog.get_logger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-API_PREFIX = "/api/v1"
-LOGIN_PATHS = frozenset({f"{API_PREFIX}/auth/login", f"{API_PREFIX}/auth/token"})
+LOGIN_PATHS = frozenset({f"{API_V1_PREFIX}/auth/login", f"{API_V1_PREFIX}/auth/token"})
 # Routes that are not about an LXD project: their entries have no project by default.
-NO_PROJECT_PREFIXES = tuple(f"{API_PREFIX}/{area}" for area in ("auth", "users", "audit"))
+NO_PROJECT_PREFIXES = tuple(f"{API_V1_PREFIX}/{area}" for area in ("auth", "users", "audit"))
 _ERROR_BODY_MAX = 64 * 1024  # an error body larger than this is not read for its code
 _PARAM = re.compile(r"^\{([^}:]+)(?::[^}]*)?\}$")
 
@@ -95,7 +95,7 @@ def route_target(scope: Scope) -> str | None:
     params: dict[str, Any] = scope.get("path_params") or {}
     if not isinstance(template, str) or not params:
         return None
-    segments = template.removeprefix(API_PREFIX).strip("/").split("/")
+    segments = template.removeprefix(API_V1_PREFIX).strip("/").split("/")
     last = max((i for i, seg in enumerate(segments) if _PARAM.match(seg)), default=-1)
     if last < 0:
         return None
@@ -113,7 +113,7 @@ def entry_project(scope: Scope, default: str) -> str | None:
         if values and values[0]:
             return values[0]
     path: str = scope.get("path", "")
-    if not path.startswith(API_PREFIX + "/") or path.startswith(NO_PROJECT_PREFIXES):
+    if not path.startswith(API_V1_PREFIX + "/") or path.startswith(NO_PROJECT_PREFIXES):
         return None
     return default
 

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 from app.auth.errors import PermissionDeniedError
 from app.core.security import Role
-from app.services.exceptions import LXDNotFound
+from app.errors import LXDNotFound
 
 Scope = Literal["project", "global"]
 

@@ -3,7 +3,7 @@ the one error handler answers them in the contract's shape."""
 
 from __future__ import annotations
 
-from app.services.exceptions import AppError, BadRequestError, ConflictError, NotFoundError
+from app.errors import AppError, BadRequestError, ConflictError, NotFoundError
 
 INVALID_CREDENTIALS = "Incorrect username or password"
 

@@ -21,10 +21,10 @@ from app.auth.policy import (
 )
 from app.core.config import Settings
 from app.db.models import User
+from app.errors import PolicyViolation, reword_not_found
+from app.lxd import LXDClient, lxd_path
 from app.services.devices import DeviceGuard
-from app.services.exceptions import LXDNotFound, PolicyViolation
 from app.services.images import image_remotes
-from app.services.lxd_client import LXDClient, lxd_path
 
 
 def policy_from_settings(settings: Settings) -> Policy:
@@ -66,10 +66,8 @@ async def _copy_source(
         if snapshot
         else lxd_path("instances", instance)
     )
-    try:
+    with reword_not_found("Copy source", name, in_project=in_project):
         reply = await lxd.get(path, project=in_project)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Copy source {name!r} not found in project {in_project!r}") from exc
     return dict(reply.metadata or {})
 
 

@@ -24,7 +24,7 @@ from app.core.security import Role
 from app.db import api_tokens as store
 from app.db import crud
 from app.db.models import ApiToken, utcnow
-from app.services.exceptions import BadRequestError
+from app.errors import BadRequestError
 
 log = structlog.get_logger(__name__)
 

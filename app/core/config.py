@@ -16,6 +16,9 @@ import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The path every route of this API's version 1 lives under.
+API_V1_PREFIX = "/api/v1"
+
 APP_VERSION = "1.0.0"
 JWT_SECRET_PLACEHOLDER = "change-me-to-a-long-random-secret"  # noqa: S105 - a known placeholder
 MIN_JWT_SECRET_BYTES = 32

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.services.exceptions import AppError
+from app.errors import AppError
 
 log = structlog.get_logger(__name__)
 

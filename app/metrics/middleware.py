@@ -7,10 +7,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.config import API_V1_PREFIX
+
 UNMATCHED = "unmatched"
-
-
-API_PREFIX = "/api/v1"
 
 
 def route_template(scope: Scope) -> str:
@@ -28,8 +27,8 @@ def route_template(scope: Scope) -> str:
         if not isinstance(template, str) or not template:
             return UNMATCHED
         path: str = scope.get("path", "")
-        if path.startswith(API_PREFIX + "/") and not template.startswith(API_PREFIX):
-            template = API_PREFIX + template
+        if path.startswith(API_V1_PREFIX + "/") and not template.startswith(API_V1_PREFIX):
+            template = API_V1_PREFIX + template
     return template
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
-from app.services.downloads import Download, open_download
-from app.services.exceptions import ConflictError, LXDNotFound
+from app.errors import ConflictError, LXDNotFound, reword_not_found
+from app.lxd import Download, LXDClient, LXDResponse, lxd_path, open_download
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.utils.pagination import ListQuery
 
 # Magic numbers of what LXD can hand out as a backup (by `compression_algorithm`).
@@ -34,10 +34,10 @@ def archive_extension(head: bytes) -> str:
     return "backup"
 
 
-def _not_found(name: str, backup: str | None, project: str) -> LXDNotFound:
+def _not_found(name: str, backup: str | None, project: str) -> AbstractContextManager[None]:
     if backup is None:
-        return LXDNotFound(f"Instance {name!r} not found in project {project!r}")
-    return LXDNotFound(f"Backup {backup!r} of instance {name!r} not found in project {project!r}")
+        return reword_not_found("Instance", name, in_project=project)
+    return reword_not_found("Backup", backup, of=f"instance {name!r}", in_project=project)
 
 
 async def list_backups(
@@ -47,22 +47,18 @@ async def list_backups(
     project: str,
     query: ListQuery,
 ) -> dict[str, Any]:
-    try:
+    with _not_found(name, None, project):
         return await list_collection(
             lxd,
             lxd_path("instances", name, "backups"),
             project=project,
             query=query,
         )
-    except LXDNotFound as exc:
-        raise _not_found(name, None, project) from exc
 
 
 async def get_backup(lxd: LXDClient, *, name: str, backup: str, project: str) -> dict[str, Any]:
-    try:
+    with _not_found(name, backup, project):
         response = await lxd.get(lxd_path("instances", name, "backups", backup), project=project)
-    except LXDNotFound as exc:
-        raise _not_found(name, backup, project) from exc
     return dict(response.metadata or {})
 
 
@@ -79,26 +75,20 @@ async def create_backup(
             pass
         else:
             raise ConflictError(f"Backup {backup!r} of instance {name!r} already exists")
-    try:
+    with _not_found(name, None, project):
         return await lxd.post(
             lxd_path("instances", name, "backups"), project=project, json_body=body
         )
-    except LXDNotFound as exc:
-        raise _not_found(name, None, project) from exc
 
 
 async def delete_backup(lxd: LXDClient, *, name: str, backup: str, project: str) -> LXDResponse:
-    try:
+    with _not_found(name, backup, project):
         return await lxd.delete(lxd_path("instances", name, "backups", backup), project=project)
-    except LXDNotFound as exc:
-        raise _not_found(name, backup, project) from exc
 
 
 async def open_export(lxd: LXDClient, *, name: str, backup: str, project: str) -> Download:
     """GET /1.0/instances/{name}/backups/{backup}/export, opened and peeked (for the file
     extension); the caller streams the rest."""
     path = lxd_path("instances", name, "backups", backup, "export")
-    try:
+    with _not_found(name, backup, project):
         return await open_download(lxd, path, project=project, peek=True)
-    except LXDNotFound as exc:
-        raise _not_found(name, backup, project) from exc

@@ -13,6 +13,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from app.lxd import LXDClient, lxd_path
 from app.schemas.exec import ResizeFrame
 from app.services.exec import (
     Peer,
@@ -23,8 +24,6 @@ from app.services.exec import (
     relay_output,
     resize_message,
 )
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.operations import connect_operation_sockets, operation_secrets
 
 
 class ConsoleSession(TerminalSession):
@@ -122,8 +121,6 @@ async def open_console(
     response = await lxd.post(
         lxd_path("instances", name, "console"), project=project, json_body=body
     )
-    secrets = operation_secrets(response.metadata)
-    sockets: dict[str, ClientConnection] = await connect_operation_sockets(
-        lxd, response.operation_id, secrets, ["control", "0"]
-    )
-    return ConsoleSession(lxd, response.operation_id, sockets)
+    started = response.started()
+    sockets = await started.websockets(["control", "0"])
+    return ConsoleSession(lxd, started.id, sockets)

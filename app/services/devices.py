@@ -10,10 +10,7 @@ other's device. Within this process, edits of one instance are also serialized b
 
 from __future__ import annotations
 
-import asyncio
-import random
 import re
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,18 +18,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 
-from app.schemas.storage import DEVICE_NAME_PATTERN
-from app.services.exceptions import (
+from app.errors import (
     BadRequestError,
     ConflictError,
     LXDError,
-    LXDNotFound,
-    LXDPreconditionFailed,
-    LXDTimeout,
     NotFoundError,
+    reword_not_found,
 )
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
+from app.lxd import LXDClient, WriteLost, edit_with_etag, is_conflict, lxd_path, one_edit_at_a_time
+from app.schemas.storage import DEVICE_NAME_PATTERN
 
 log = structlog.get_logger(__name__)
 
@@ -81,17 +75,6 @@ Plan = Callable[[InstanceDevices], DeviceEdit]
 # operator policy (`app.auth.policy_checks.device_guard`).
 DeviceGuard = Callable[[str, dict[str, str]], None]
 
-_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-def _lock_for(project: str, instance: str) -> asyncio.Lock:
-    key = (project, instance)
-    lock = _locks.get(key)
-    if lock is None:
-        lock = asyncio.Lock()
-        _locks[key] = lock
-    return lock
-
 
 def free_name(base: str, taken: Iterable[str], *, fallback: str) -> str:
     """`base`, else `base-2`, `base-3`...: the first name not in `taken`."""
@@ -108,10 +91,8 @@ def free_name(base: str, taken: Iterable[str], *, fallback: str) -> str:
 async def read_instance(
     lxd: LXDClient, *, project: str, instance: str
 ) -> tuple[dict[str, Any], str | None]:
-    try:
+    with reword_not_found("Instance", instance, in_project=project):
         reply = await lxd.get(lxd_path("instances", instance), project=project)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Instance {instance!r} not found in project {project!r}") from exc
     return dict(reply.metadata or {}), reply.etag
 
 
@@ -139,46 +120,48 @@ async def _write(
     reply = await lxd.put(
         lxd_path("instances", instance), project=project, json_body=body, headers=headers
     )
-    if not reply.is_async:
-        return
-    operation = await wait_operation(lxd, reply.operation_id, timeout=WRITE_TIMEOUT)
-    if not is_final(operation):
-        raise LXDTimeout(f"LXD did not finish updating instance {instance!r} in time")
-    raise_if_failed(operation)
+    await reply.wait(WRITE_TIMEOUT, what=f"Updating instance {instance!r}")
 
 
 def _retryable(exc: LXDError) -> bool:
-    return isinstance(exc, LXDPreconditionFailed) or bool(_BUSY.search(exc.detail))
+    return is_conflict(exc) or bool(_BUSY.search(exc.detail))
 
 
 async def edit_devices(lxd: LXDClient, *, project: str, instance: str, plan: Plan) -> DeviceEdit:
     """Apply what `plan` decides (it runs on every fresh read, and raises to refuse); return
     the edit that landed. 409 when the instance kept changing under us."""
-    async with _lock_for(project, instance):
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            meta, etag = await read_instance(lxd, project=project, instance=instance)
-            current = _devices_of(meta, instance)
-            edit = plan(current)
-            devices = {k: v for k, v in current.local.items() if k not in edit.remove}
-            devices.update(edit.add)
-            body = {k: meta[k] for k in PUT_FIELDS if k in meta}
-            body["devices"] = devices
-            try:
-                await _write(lxd, project=project, instance=instance, body=body, etag=etag)
-            except LXDError as exc:
-                if not _retryable(exc):
-                    raise
-                log.info("devices.retry", instance=instance, attempt=attempt, reason=exc.code)
-            else:
-                after, _ = await read_instance(lxd, project=project, instance=instance)
-                if _landed(_devices_of(after, instance).local, edit):
-                    return edit
-                log.info("devices.retry", instance=instance, attempt=attempt, reason="lost")
-            await asyncio.sleep(BACKOFF_BASE * attempt * (1 + random.random()))  # noqa: S311
-    raise ConflictError(
-        f"Instance {instance!r} kept changing while its devices were being edited; try again",
-        code="concurrent_update",
-    )
+
+    async def attempt() -> DeviceEdit:
+        meta, etag = await read_instance(lxd, project=project, instance=instance)
+        current = _devices_of(meta, instance)
+        edit = plan(current)
+        devices = {k: v for k, v in current.local.items() if k not in edit.remove}
+        devices.update(edit.add)
+        body = {k: meta[k] for k in PUT_FIELDS if k in meta}
+        body["devices"] = devices
+        await _write(lxd, project=project, instance=instance, body=body, etag=etag)
+        after, _ = await read_instance(lxd, project=project, instance=instance)
+        if not _landed(_devices_of(after, instance).local, edit):
+            raise WriteLost(f"The device edit of {instance!r} was replaced by another writer")
+        return edit
+
+    def retrying(attempt: int, exc: LXDError) -> None:
+        reason = "lost" if isinstance(exc, WriteLost) else exc.code
+        log.info("devices.retry", instance=instance, attempt=attempt, reason=reason)
+
+    async with one_edit_at_a_time("instance", lxd.base_url, project, instance):
+        return await edit_with_etag(
+            attempt,
+            attempts=MAX_ATTEMPTS,
+            retry_if=_retryable,
+            backoff=BACKOFF_BASE,
+            on_retry=retrying,
+            gave_up=lambda _: ConflictError(
+                f"Instance {instance!r} kept changing while its devices were being edited; "
+                "try again",
+                code="concurrent_update",
+            ),
+        )
 
 
 def pick_device(

@@ -26,8 +26,8 @@ import structlog
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from app.services.exceptions import LXDError, LXDUnavailable
-from app.services.lxd_client import LXDClient, lxd_path
+from app.errors import LXDError, LXDUnavailable
+from app.lxd import LXDClient, lxd_path
 
 log = structlog.get_logger(__name__)
 

@@ -23,11 +23,19 @@ from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from app.errors import LXDBadGateway, LXDError
+from app.lxd import (
+    FOREVER,
+    STATUS_FAILURE,
+    LXDClient,
+    Operation,
+    close_sockets,
+    error_from_lxd,
+    is_final,
+    lxd_path,
+)
 from app.schemas.exec import ControlFrame, EofFrame, ExecRequest, ExecStart, ResizeFrame
-from app.services.exceptions import LXDBadGateway, LXDError, error_from_lxd
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_operations import STATUS_FAILURE, is_final, operation_ref, wait_operation
-from app.services.operations import close_sockets, connect_operation_sockets, operation_secrets
+from app.services.operations import operation_ref
 
 log = structlog.get_logger(__name__)
 
@@ -73,13 +81,14 @@ async def run_command(
         req, interactive=False, **{"wait-for-websocket": False, "record-output": req.wait}
     )
     response = await lxd.post(lxd_path("instances", name, "exec"), project=project, json_body=body)
-    operation_id = response.operation_id
+    started = response.started()
     if not req.wait:
-        return False, operation_ref(operation_id)
-    operation = await wait_operation(lxd, operation_id, timeout=req.timeout)
+        return False, operation_ref(started.id)
+    # Not `started.wait()`: a failed command is a result to report, not an error to raise.
+    operation = await started.get(wait=req.timeout)
     if not is_final(operation):
-        _spawn(_delete_outputs_when_done(lxd, name=name, project=project, op_id=operation_id))
-        return False, operation_ref(operation_id)
+        _spawn(_delete_outputs_when_done(started, name=name, project=project))
+        return False, operation_ref(started.id)
     return True, await _collect(lxd, name=name, project=project, operation=operation, req=req)
 
 
@@ -150,10 +159,11 @@ async def _delete_outputs(lxd: LXDClient, name: str, project: str, outputs: Any)
             log.warning("exec.output_not_deleted", instance=name, detail=exc.detail)
 
 
-async def _delete_outputs_when_done(lxd: LXDClient, *, name: str, project: str, op_id: str) -> None:
+async def _delete_outputs_when_done(started: Operation, *, name: str, project: str) -> None:
     try:
-        operation = await wait_operation(lxd, op_id, timeout=None)
-        await _delete_outputs(lxd, name, project, (operation.get("metadata") or {}).get("output"))
+        operation = await started.get(wait=FOREVER)
+        outputs = (operation.get("metadata") or {}).get("output")
+        await _delete_outputs(started.lxd, name, project, outputs)
     except LXDError as exc:
         log.warning("exec.output_cleanup_failed", instance=name, detail=exc.detail)
 
@@ -282,12 +292,10 @@ async def open_exec(lxd: LXDClient, *, name: str, project: str, start: ExecStart
         **{"wait-for-websocket": True, "record-output": False},
     )
     response = await lxd.post(lxd_path("instances", name, "exec"), project=project, json_body=body)
-    secrets = operation_secrets(response.metadata)
+    started = response.started()
     streams = ["0"] if start.interactive else ["0", "1", "2"]
-    sockets = await connect_operation_sockets(
-        lxd, response.operation_id, secrets, ["control", *streams]
-    )
-    return ExecSession(lxd, response.operation_id, sockets, interactive=start.interactive)
+    sockets = await started.websockets(["control", *streams])
+    return ExecSession(lxd, started.id, sockets, interactive=start.interactive)
 
 
 class ExecSession(TerminalSession):
@@ -331,7 +339,7 @@ class ExecSession(TerminalSession):
             # finish the operation, then the return code is final.
             inbound.cancel()
             await close_sockets([self.sockets["0"]])
-            operation = await wait_operation(self.lxd, self.operation_id, timeout=EXIT_WAIT)
+            operation = await self.lxd.operation(self.operation_id).get(wait=EXIT_WAIT)
             code = (operation.get("metadata") or {}).get("return")
             if not isinstance(code, int):
                 raise error_from_lxd(500, str(operation.get("err") or "No return code from LXD"))

@@ -33,8 +33,7 @@ from typing import Any
 
 import pydantic_core
 
-from app.services.downloads import Download, open_download
-from app.services.exceptions import (
+from app.errors import (
     ConflictError,
     InvalidNameError,
     LXDBadGateway,
@@ -42,7 +41,7 @@ from app.services.exceptions import (
     LXDError,
     LXDNotFound,
 )
-from app.services.lxd_client import LXDClient, lxd_path
+from app.lxd import Download, LXDClient, lxd_path, open_download
 
 MAX_PATH_BYTES = 4096  # PATH_MAX
 MAX_NAME_BYTES = 255  # NAME_MAX

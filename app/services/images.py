@@ -8,23 +8,22 @@ one image matches"): that is reported as a 409 that says so. LXD 5.0's alias PAT
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.config import Settings
-from app.services.exceptions import (
+from app.errors import (
     BadRequestError,
     ConflictError,
     LXDError,
     LXDNotFound,
     LXDPreconditionFailed,
+    not_found_detail,
+    reword_not_found,
 )
+from app.lxd import LXDClient, LXDResponse, edit_with_etag, lxd_path, one_edit_at_a_time
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.utils.pagination import ListQuery
 
 AMBIGUOUS_MESSAGE = "more than one image matches"
@@ -64,24 +63,21 @@ async def list_images(
     project: str,
     query: ListQuery,
 ) -> dict[str, Any]:
-    try:
+    with reword_not_found("Project", project):
         return await list_collection(
             lxd,
             lxd_path("images"),
             project=project,
             query=query,
         )
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Project {project!r} not found") from exc
 
 
 async def get_image(lxd: LXDClient, *, project: str, fingerprint: str) -> dict[str, Any]:
     try:
-        response = await lxd.get(lxd_path("images", fingerprint), project=project)
-    except LXDNotFound as exc:
-        if "project" in exc.detail.lower():
-            raise LXDNotFound(f"Project {project!r} not found") from exc
-        raise LXDNotFound(f"Image {fingerprint!r} not found in project {project!r}") from exc
+        with reword_not_found("Image", fingerprint, in_project=project, or_project=project):
+            response = await lxd.get(lxd_path("images", fingerprint), project=project)
+    except LXDNotFound:
+        raise
     except LXDError as exc:
         raise ambiguous(exc, fingerprint) or exc from exc
     return dict(response.metadata or {})
@@ -92,10 +88,8 @@ async def delete_image(lxd: LXDClient, *, project: str, fingerprint: str) -> LXD
     the image deleted is exactly the one a GET would show (an LXD operation)."""
     image = await get_image(lxd, project=project, fingerprint=fingerprint)
     full = str(image.get("fingerprint") or fingerprint)
-    try:
+    with reword_not_found("Image", fingerprint, in_project=project):
         return await lxd.delete(lxd_path("images", full), project=project)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Image {fingerprint!r} not found in project {project!r}") from exc
 
 
 async def alias_exists(lxd: LXDClient, *, project: str, name: str) -> bool:
@@ -167,30 +161,16 @@ async def copy_image(
     body = copy_body(
         source, remotes=remotes, aliases=aliases, auto_update=auto_update, public=public
     )
-    try:
+    with reword_not_found("Project", project):
         return await lxd.post(lxd_path("images"), project=project, json_body=body)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Project {project!r} not found") from exc
 
 
 # --- aliases ---------------------------------------------------------------------------------
 ALIAS_UPDATE_ATTEMPTS = 5
-# LXD checks `If-Match` before writing, not atomically with the write: edits of one alias
-# through this process are serialized as well.
-_edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-@asynccontextmanager
-async def _one_edit_at_a_time(key: str) -> AsyncIterator[None]:
-    lock = _edit_locks.get(key)
-    if lock is None:
-        lock = _edit_locks[key] = asyncio.Lock()
-    async with lock:
-        yield
 
 
 def _alias_not_found(name: str, project: str) -> LXDNotFound:
-    return LXDNotFound(f"Image alias {name!r} not found in project {project!r}")
+    return LXDNotFound(not_found_detail("Image alias", name, in_project=project))
 
 
 def _target_not_found(target: str, project: str) -> LXDNotFound:
@@ -209,15 +189,13 @@ async def list_aliases(
 ) -> dict[str, Any]:
     """Always read with `recursion=1`: LXD's names-only list double-encodes names that hold a
     `/` (`a%252Fb`), the objects carry them as they are."""
-    try:
+    with reword_not_found("Project", project):
         page = await list_collection(
             lxd,
             lxd_path("images", "aliases"),
             project=project,
             query=replace(query, expand=True),
         )
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Project {project!r} not found") from exc
     if not query.expand:
         page["items"] = _alias_names(page["items"])
     return page
@@ -227,12 +205,8 @@ async def get_alias(
     lxd: LXDClient, *, project: str, name: str
 ) -> tuple[dict[str, Any], str | None]:
     """The alias and its ETag."""
-    try:
+    with reword_not_found("Image alias", name, in_project=project, or_project=project):
         response = await lxd.get(lxd_path("images", "aliases", name), project=project)
-    except LXDNotFound as exc:
-        if "project" in exc.detail.lower():
-            raise LXDNotFound(f"Project {project!r} not found") from exc
-        raise _alias_not_found(name, project) from exc
     return dict(response.metadata or {}), response.etag
 
 
@@ -276,21 +250,8 @@ async def update_alias(
 ) -> tuple[dict[str, Any], str | None]:
     """GET + PUT with `If-Match` (LXD 5.0's PATCH on aliases hangs), retried if another
     writer changed the alias in between."""
-    async with _one_edit_at_a_time(f"{lxd.base_url} {project} {name}"):
-        return await _update_alias(
-            lxd, project=project, name=name, target=target, description=description
-        )
 
-
-async def _update_alias(
-    lxd: LXDClient,
-    *,
-    project: str,
-    name: str,
-    target: str | None,
-    description: str | None,
-) -> tuple[dict[str, Any], str | None]:
-    for _ in range(ALIAS_UPDATE_ATTEMPTS):
+    async def attempt() -> tuple[dict[str, Any], str | None]:
         current, etag = await get_alias(lxd, project=project, name=name)
         body = {
             "target": target if target is not None else current.get("target", ""),
@@ -307,7 +268,7 @@ async def _update_alias(
                 headers=headers,
             )
         except LXDPreconditionFailed:
-            continue
+            raise
         except LXDError as exc:
             wanted = str(body["target"])
             mapped = ambiguous(exc, wanted) or _target_error(
@@ -317,7 +278,15 @@ async def _update_alias(
                 raise
             raise mapped from exc
         return await get_alias(lxd, project=project, name=name)
-    raise LXDPreconditionFailed(f"Image alias {name!r} kept changing while it was being updated")
+
+    async with one_edit_at_a_time("image-alias", lxd.base_url, project, name):
+        return await edit_with_etag(
+            attempt,
+            attempts=ALIAS_UPDATE_ATTEMPTS,
+            gave_up=lambda _: LXDPreconditionFailed(
+                f"Image alias {name!r} kept changing while it was being updated"
+            ),
+        )
 
 
 async def rename_alias(
@@ -329,7 +298,7 @@ async def rename_alias(
     database lock timeout inside LXD); create + delete takes milliseconds. For that moment both
     names exist; if the delete fails, the new name is removed again and the error reported.
     """
-    async with _one_edit_at_a_time(f"{lxd.base_url} {project} {name}"):
+    async with one_edit_at_a_time("image-alias", lxd.base_url, project, name):
         current, _ = await get_alias(lxd, project=project, name=name)
         body = {
             "name": new_name,
@@ -355,7 +324,5 @@ async def rename_alias(
 
 
 async def delete_alias(lxd: LXDClient, *, project: str, name: str) -> None:
-    try:
+    with reword_not_found("Image alias", name, in_project=project):
         await lxd.delete(lxd_path("images", "aliases", name), project=project)
-    except LXDNotFound as exc:
-        raise _alias_not_found(name, project) from exc

@@ -5,20 +5,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.services.downloads import Download, open_download
-from app.services.exceptions import (
+from app.errors import (
     ConflictError,
     LXDBadRequest,
     LXDError,
     LXDNotFound,
-    LXDTimeout,
     NotFoundError,
+    reword_not_found,
+)
+from app.lxd import (
+    Download,
+    LXDClient,
+    LXDResponse,
+    lxd_path,
+    name_from_url,
+    open_download,
 )
 from app.services.listing import ensure_project, list_collection, read_list
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
-from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
 from app.services.readmodel import ReadModel
-from app.utils.pagination import ListQuery, name_from_url, paginate
+from app.utils.pagination import ListQuery, paginate
 
 # Not one of LXD's log files (LXD 5.0 answers 400 "log file name ... not valid").
 _LOG_NAME_REFUSED = "not valid"
@@ -84,10 +89,8 @@ async def read_instance(
 
 
 async def _get(lxd: LXDClient, name: str, *segments: str, project: str) -> LXDResponse:
-    try:
+    with reword_not_found("Instance", name, in_project=project):
         return await lxd.get(lxd_path("instances", name, *segments), project=project)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc
 
 
 async def get_state(lxd: LXDClient, *, name: str, project: str) -> dict[str, Any]:
@@ -110,17 +113,6 @@ async def _refuse_duplicate(lxd: LXDClient, *, name: str, project: str) -> None:
     await ensure_project(lxd, project)
 
 
-async def _wait_finished(lxd: LXDClient, response: LXDResponse, *, timeout: int, what: str) -> None:
-    """Wait for an operation that must end before the next step; raise its failure."""
-    operation = await wait_operation(lxd, response.operation_id, timeout=timeout)
-    if not is_final(operation):
-        raise LXDTimeout(
-            f"{what} did not finish within {timeout} s (operation {response.operation_id} "
-            "is still running); retry when it is done"
-        )
-    raise_if_failed(operation)
-
-
 async def create_instance(
     lxd: LXDClient, *, project: str, body: dict[str, Any], start: bool, timeout: int
 ) -> LXDResponse:
@@ -131,7 +123,7 @@ async def create_instance(
     response = await lxd.post(lxd_path("instances"), project=project, json_body=body)
     if not start:
         return response
-    await _wait_finished(lxd, response, timeout=timeout, what=f"Creating {body['name']!r}")
+    await response.wait(timeout, what=f"Creating {body['name']!r}")
     return await change_state(lxd, name=str(body["name"]), project=project, action="start")
 
 
@@ -158,12 +150,10 @@ async def update_instance(
         body = {**body, "config": config}
         if_match = if_match or etag or None
     headers = {"If-Match": if_match} if if_match else None
-    try:
+    with reword_not_found("Instance", name, in_project=project):
         if replace:
             return await lxd.put(path, project=project, json_body=body, headers=headers)
         return await lxd.patch(path, project=project, json_body=body, headers=headers)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc
 
 
 async def rename_instance(lxd: LXDClient, *, name: str, project: str, new_name: str) -> LXDResponse:
@@ -183,13 +173,12 @@ async def delete_instance(
     if force:
         try:
             stop = await change_state(lxd, name=name, project=project, action="stop", force=True)
-            await _wait_finished(lxd, stop, timeout=timeout, what=f"Stopping {name!r}")
+            await stop.wait(timeout, what=f"Stopping {name!r}")
         except LXDBadRequest:
             pass  # "already stopped": nothing to stop
     try:
-        return await lxd.delete(lxd_path("instances", name), project=project)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc
+        with reword_not_found("Instance", name, in_project=project):
+            return await lxd.delete(lxd_path("instances", name), project=project)
     except LXDBadRequest as exc:
         if "running" in exc.detail.lower():
             raise ConflictError(
@@ -211,10 +200,8 @@ async def change_state(
     """PUT /1.0/instances/{name}/state (async). An impossible transition fails in the operation
     with LXD's reason ("The instance is already stopped")."""
     body = {"action": action, "force": force, "timeout": timeout, "stateful": stateful}
-    try:
+    with reword_not_found("Instance", name, in_project=project):
         return await lxd.put(lxd_path("instances", name, "state"), project=project, json_body=body)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc
 
 
 # A failed transition's reasons, as LXD 5.0 words them inside the operation ("The container
@@ -259,9 +246,8 @@ async def open_log(lxd: LXDClient, *, name: str, project: str, file: str) -> Dow
 async def open_console_log(lxd: LXDClient, *, name: str, project: str) -> Download | None:
     """The console log as a stream, or None when LXD has nothing to give (see above)."""
     try:
-        return await open_download(lxd, lxd_path("instances", name, "console"), project=project)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Instance {name!r} not found in project {project!r}") from exc
+        with reword_not_found("Instance", name, in_project=project):
+            return await open_download(lxd, lxd_path("instances", name, "console"), project=project)
     except LXDError as exc:
         if _CONSOLE_LOG_GONE in exc.detail:
             return None

@@ -1,11 +1,8 @@
 """Listing LXD collections the same way for every resource.
 
-`list_collection()` reads a list (`recursion=1`, or names only), sorts it by name (LXD's order
-changes from call to call, so pages would repeat or skip items) and pages it. The list is read
-through `lxd.stream()` and parsed by pydantic-core: for 50 instances that is half the CPU of
-`lxd.get()` (httpx's h11 body path and `json`), and on two cores shared with LXD every
-millisecond of ours is latency (`bench/list_overhead.py`). Identical reads in flight share one
-LXD request (`SharedReads`).
+`list_collection()` reads a list (`recursion=1`, or names only) with `lxd.get_list()`, sorts it
+by name (LXD's order changes from call to call, so pages would repeat or skip items) and pages
+it. Identical reads in flight share one LXD request (`SharedReads`).
 """
 
 from __future__ import annotations
@@ -15,19 +12,15 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any
 
-import pydantic_core
-
-from app.services.exceptions import LXDBadGateway, LXDNotFound
-from app.services.lxd_client import LXDClient, lxd_path
-from app.utils.pagination import ListQuery, name_from_url, paginate
+from app.errors import reword_not_found
+from app.lxd import LXDClient, lxd_path, name_from_url
+from app.utils.pagination import ListQuery, paginate
 
 
 async def ensure_project(lxd: LXDClient, project: str) -> None:
     """404 for an unknown project (LXD 5.0 answers lists in one with 200 and nothing)."""
-    try:
+    with reword_not_found("Project", project):
         await lxd.get(lxd_path("projects", project))
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Project {project!r} not found") from exc
 
 
 async def list_collection(
@@ -52,7 +45,7 @@ async def list_collection(
     }
 
     async def fetch() -> list[Any]:
-        raw = await _get_list(lxd, path, project=project, params=lxd_params)
+        raw = await lxd.get_list(path, project=project, params=lxd_params)
         if not raw and project:
             await ensure_project(lxd, project)
         items = raw if query.expand else [name_from_url(str(url)) for url in raw]
@@ -73,7 +66,7 @@ async def list_collection(
 
 async def read_list(lxd: LXDClient, path: str, *, project: str) -> list[Any]:
     """A whole collection of `project` (`recursion=1`), unsorted; an unknown project is 404."""
-    raw = await _get_list(lxd, path, project=project, params={"recursion": 1})
+    raw = await lxd.get_list(path, project=project, params={"recursion": 1})
     if not raw:
         await ensure_project(lxd, project)
     return raw
@@ -140,20 +133,3 @@ class SharedReads:
 
 
 _SHARED_READS: weakref.WeakKeyDictionary[LXDClient, SharedReads] = weakref.WeakKeyDictionary()
-
-
-async def _get_list(
-    lxd: LXDClient, path: str, *, project: str | None, params: Mapping[str, Any]
-) -> list[Any]:
-    async with lxd.stream(path, project=project, params=params) as response:
-        body = b"".join([chunk async for chunk in lxd.iter_bytes(response)])
-    try:
-        envelope = pydantic_core.from_json(body)
-    except ValueError as exc:
-        raise LXDBadGateway(f"LXD sent a reply that is not JSON for GET {path}") from exc
-    metadata = envelope.get("metadata") if isinstance(envelope, dict) else None
-    if not isinstance(envelope, dict) or envelope.get("type") != "sync":
-        raise LXDBadGateway(f"LXD sent a reply without its envelope for GET {path}")
-    if not isinstance(metadata, list | None):
-        raise LXDBadGateway(f"LXD sent a list that is not a list for GET {path}")
-    return metadata or []

@@ -15,8 +15,8 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from app.services.exceptions import LXDBadGateway
-from app.services.lxd_client import LXDClient, lxd_path
+from app.errors import LXDBadGateway
+from app.lxd import LXDClient, lxd_path
 
 # LXD's metrics of a few thousand instances are a few MiB; more is not a reply to relay.
 MAX_METRICS_BYTES = 64 * 1024 * 1024

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from app.errors import BadRequestError, ConflictError, LXDError, LXDNotFound, reword_not_found
+from app.lxd import LXDClient, lxd_path
 from app.services.devices import (
     DeviceEdit,
     DeviceGuard,
@@ -19,15 +21,8 @@ from app.services.devices import (
     free_name,
     pick_device,
 )
-from app.services.exceptions import (
-    BadRequestError,
-    ConflictError,
-    LXDError,
-    LXDNotFound,
-)
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.storage import finish, is_in_use, raise_as_conflict_if_duplicate
+from app.services.storage import is_in_use, raise_as_conflict_if_duplicate
 from app.utils.pagination import ListQuery
 
 MAX_ETH = 1000
@@ -54,12 +49,8 @@ async def list_networks(
 async def get_network(
     lxd: LXDClient, *, project: str, network: str
 ) -> tuple[dict[str, Any], str | None]:
-    try:
+    with reword_not_found("Network", network, or_project=project):
         reply = await lxd.get(_path(network), project=project)
-    except LXDNotFound as exc:
-        if "project" in exc.detail.lower():
-            raise
-        raise LXDNotFound(f"Network {network!r} not found") from exc
     return dict(reply.metadata or {}), reply.etag
 
 
@@ -87,7 +78,8 @@ async def _managed_call(lxd: LXDClient, *, project: str, network: str, call: Any
 async def create_network(lxd: LXDClient, *, project: str, body: dict[str, Any]) -> dict[str, Any]:
     payload = {k: v for k, v in body.items() if v is not None}
     try:
-        await finish(lxd, await lxd.post(lxd_path("networks"), project=project, json_body=payload))
+        reply = await lxd.post(lxd_path("networks"), project=project, json_body=payload)
+        await reply.wait()
     except LXDError as exc:
         raise_as_conflict_if_duplicate(exc)
     meta, _ = await get_network(lxd, project=project, network=body["name"])
@@ -110,7 +102,7 @@ async def update_network(
 
     async def call() -> None:
         reply = await send(_path(network), project=project, json_body=payload, headers=headers)
-        await finish(lxd, reply)
+        await reply.wait()
 
     await _managed_call(lxd, project=project, network=network, call=call)
     return await get_network(lxd, project=project, network=network)
@@ -121,7 +113,7 @@ async def rename_network(
 ) -> dict[str, Any]:
     async def call() -> None:
         reply = await lxd.post(_path(network), project=project, json_body={"name": new_name})
-        await finish(lxd, reply)
+        await reply.wait()
 
     try:
         await _managed_call(lxd, project=project, network=network, call=call)
@@ -135,7 +127,8 @@ async def rename_network(
 
 async def delete_network(lxd: LXDClient, *, project: str, network: str) -> None:
     async def call() -> None:
-        await finish(lxd, await lxd.delete(_path(network), project=project))
+        reply = await lxd.delete(_path(network), project=project)
+        await reply.wait()
 
     try:
         await _managed_call(lxd, project=project, network=network, call=call)
@@ -152,12 +145,8 @@ async def _raise_in_use(lxd: LXDClient, *, project: str, network: str, cause: LX
 
 
 async def network_state(lxd: LXDClient, *, project: str, network: str) -> dict[str, Any]:
-    try:
+    with reword_not_found("Network", network, or_project=project):
         reply = await lxd.get(_path(network, "state"), project=project)
-    except LXDNotFound as exc:
-        if "project" in exc.detail.lower():
-            raise
-        raise LXDNotFound(f"Network {network!r} not found") from exc
     return dict(reply.metadata or {})
 
 

@@ -1,4 +1,5 @@
-"""LXD background operations: list, get, wait, cancel, and the websockets of an operation.
+"""The operations resource: list, get, wait on and cancel LXD's background operations, and the
+reference (`operation_ref`) a route answers a started one with.
 
 Every operation leaves here through `public_operation()`: LXD keeps the websocket secrets
 (`metadata.fds`) of exec and console operations in the operation itself, also after it ended
@@ -11,28 +12,17 @@ a lookup the caller passes (the audit log's), for the operations shown.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
-
-from app.services.exceptions import LXDBadGateway, LXDError, LXDNotFound, LXDTimeout
+from app.core.config import API_V1_PREFIX
+from app.errors import LXDBadGateway, LXDNotFound, not_found_detail
+from app.lxd import OPERATION_RETENTION_HINT, LXDClient, lxd_path, public_operation
 from app.services.listing import ensure_project
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_operations import (
-    OPERATION_RETENTION_HINT,
-    get_operation,
-    public_operation,
-    wait_operation,
-)
 from app.utils.pagination import ListQuery, paginate
 
 # LXD's `GET /1.0/operations?recursion=1` groups operations by status, in this order.
 STATUS_GROUPS = ("running", "success", "failure", "cancelled")
-# LXD fails a websocket operation whose sockets are not all connected within 5 s of its start.
-SOCKET_CONNECT_DEADLINE = 5.0
 
 # operation ids -> the username that started each (those it knows).
 RequestedBy = Callable[[Iterable[str]], Awaitable[Mapping[str, str]]]
@@ -87,29 +77,41 @@ async def operation_ids(lxd: LXDClient, *, project: str) -> set[str]:
     return {str(item) for item in page["items"]}
 
 
+def operation_ref(operation_id: str) -> dict[str, str]:
+    """The four-field reference a 202 answer carries: LXD's URL, and ours to poll or wait on."""
+    return {
+        "operation_id": operation_id,
+        "operation_url": lxd_path("operations", operation_id),
+        "poll_url": f"{API_V1_PREFIX}/operations/{operation_id}",
+        "wait_url": f"{API_V1_PREFIX}/operations/{operation_id}/wait",
+    }
+
+
 def operation_not_found(operation_id: str) -> LXDNotFound:
-    return LXDNotFound(f"Operation {operation_id} not found ({OPERATION_RETENTION_HINT})")
+    return LXDNotFound(not_found_detail("Operation", operation_id, hint=OPERATION_RETENTION_HINT))
 
 
-async def fetch_operation(
+async def get_operation(
     lxd: LXDClient, operation_id: str, *, requested_by: RequestedBy | None = None
 ) -> dict[str, Any]:
     """One operation, without secrets; 404 that says finished operations expire."""
-    operation = dict(public_operation(await get_operation(lxd, operation_id)))
+    operation = dict(public_operation(await lxd.operation(operation_id).get()))
     if requested_by is None:
         return operation
     return dict((await with_requested_by([operation], requested_by))[0])
 
 
-async def wait_for_operation(
+async def wait_operation(
     lxd: LXDClient,
     operation_id: str,
     *,
     timeout: float,
     requested_by: RequestedBy | None = None,
 ) -> dict[str, Any]:
-    """The operation once it finished, or as it is when `timeout` passed (still Running)."""
-    operation = dict(public_operation(await wait_operation(lxd, operation_id, timeout=timeout)))
+    """The operation once it finished, or as it is when `timeout` passed (still Running);
+    a failed operation is shown, not raised (the client asked to see it)."""
+    waited = await lxd.operation(operation_id).get(wait=timeout)
+    operation = dict(public_operation(waited))
     if requested_by is None:
         return operation
     return dict((await with_requested_by([operation], requested_by))[0])
@@ -117,54 +119,4 @@ async def wait_for_operation(
 
 async def cancel_operation(lxd: LXDClient, operation_id: str) -> None:
     """Ask LXD to cancel; LXD refuses (400, with its reason) what cannot be cancelled."""
-    try:
-        await lxd.delete(lxd_path("operations", operation_id))
-    except LXDNotFound as exc:
-        raise operation_not_found(operation_id) from exc
-
-
-# --- the websockets of an operation (exec, console) -----------------------------------------
-def operation_secrets(operation: Any) -> dict[str, str]:
-    """`metadata.fds` of a websocket operation: socket name -> secret."""
-    metadata = operation.get("metadata") if isinstance(operation, dict) else None
-    fds = metadata.get("fds") if isinstance(metadata, dict) else None
-    if not isinstance(fds, dict) or not all(isinstance(v, str) for v in fds.values()):
-        raise LXDBadGateway("LXD started a websocket operation without its sockets")
-    return dict(fds)
-
-
-async def connect_operation_sockets(
-    lxd: LXDClient, operation_id: str, secrets: Mapping[str, str], order: Iterable[str]
-) -> dict[str, ClientConnection]:
-    """Connect to the operation's websockets in `order` (control first, as LXD's own client
-    does), all within LXD's 5 s deadline. On any failure, close those already open."""
-    sockets: dict[str, ClientConnection] = {}
-    path = lxd_path("operations", operation_id, "websocket")
-    try:
-        async with asyncio.timeout(SOCKET_CONNECT_DEADLINE):
-            for name in order:
-                sockets[name] = await lxd.websocket(path, params={"secret": secrets[name]})
-    except TimeoutError as exc:
-        await close_sockets(sockets.values())
-        raise LXDTimeout("LXD did not accept the operation's websockets in time") from exc
-    except (LXDError, KeyError) as exc:
-        await close_sockets(sockets.values())
-        if isinstance(exc, KeyError):
-            raise LXDBadGateway("LXD did not name one of the operation's sockets") from exc
-        raise
-    except BaseException:
-        await close_sockets(sockets.values())
-        raise
-    return sockets
-
-
-async def close_sockets(sockets: Iterable[ClientConnection]) -> None:
-    """Close LXD websockets, each bounded by its close timeout; errors do not matter here."""
-    conns = list(sockets)
-    if not conns:
-        return
-    results = await asyncio.gather(*(conn.close() for conn in conns), return_exceptions=True)
-    for conn, result in zip(conns, results, strict=True):
-        if isinstance(result, BaseException):
-            with contextlib.suppress(Exception):
-                conn.transport.abort()
+    await lxd.operation(operation_id).cancel()

@@ -16,20 +16,21 @@ LXD 5.0.2 answers, seen live, and what they become here:
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from app.services.devices import describe_users
-from app.services.exceptions import (
+from app.errors import (
     ConflictError,
     LXDBadRequest,
     LXDConflict,
     LXDError,
-    LXDNotFound,
+    reword_not_found,
 )
+from app.lxd import LXDClient, lxd_path
+from app.services.devices import describe_users
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.storage import finish, is_in_use
+from app.services.storage import is_in_use
 from app.utils.pagination import ListQuery
 
 # LXD refuses to delete or rename the `default` profile, in every project.
@@ -77,27 +78,22 @@ def _refused_input(exc: LXDError) -> None:
         raise LXDBadRequest(exc.detail) from exc
 
 
-def _not_found(exc: LXDNotFound, *, name: str, project: str) -> LXDNotFound:
-    if "project" in exc.detail.lower():
-        return LXDNotFound(f"Project {project!r} not found")
-    return LXDNotFound(f"Profile {name!r} not found")
+def _not_found(name: str, project: str) -> AbstractContextManager[None]:
+    """A 404 names the profile, or the project when LXD says that is what is missing."""
+    return reword_not_found("Profile", name, or_project=project)
 
 
 async def list_profiles(lxd: LXDClient, *, project: str, query: ListQuery) -> dict[str, Any]:
-    try:
+    with reword_not_found("Project", project):
         return await list_collection(lxd, lxd_path("profiles"), project=project, query=query)
-    except LXDNotFound as exc:
-        raise LXDNotFound(f"Project {project!r} not found") from exc
 
 
 async def get_profile(
     lxd: LXDClient, *, project: str, name: str
 ) -> tuple[dict[str, Any], str | None]:
     """The profile and its ETag."""
-    try:
+    with _not_found(name, project):
         reply = await lxd.get(_path(name), project=project)
-    except LXDNotFound as exc:
-        raise _not_found(exc, name=name, project=project) from exc
     return dict(reply.metadata or {}), reply.etag
 
 
@@ -106,14 +102,14 @@ async def create_profile(
 ) -> tuple[dict[str, Any], str | None]:
     name = body["name"]
     try:
-        await finish(lxd, await lxd.post(lxd_path("profiles"), project=project, json_body=body))
+        reply = await lxd.post(lxd_path("profiles"), project=project, json_body=body)
+        await reply.wait()
     except LXDConflict as exc:
         raise LXDConflict(f"Profile {name!r} already exists") from exc
     except LXDError as exc:
         _refused_input(exc)
-        if isinstance(exc, LXDNotFound):
-            raise _not_found(exc, name=name, project=project) from exc
-        raise
+        with _not_found(name, project):
+            raise
     return await get_profile(lxd, project=project, name=name)
 
 
@@ -130,12 +126,12 @@ async def update_profile(
     headers = {"If-Match": if_match} if if_match else None
     send = lxd.put if replace else lxd.patch
     try:
-        await finish(lxd, await send(_path(name), project=project, json_body=body, headers=headers))
+        reply = await send(_path(name), project=project, json_body=body, headers=headers)
+        await reply.wait()
     except LXDError as exc:
         _refused_input(exc)
-        if isinstance(exc, LXDNotFound):
-            raise _not_found(exc, name=name, project=project) from exc
-        raise
+        with _not_found(name, project):
+            raise
     return await get_profile(lxd, project=project, name=name)
 
 
@@ -145,7 +141,7 @@ async def rename_profile(
     _protect_default(name, "renamed")
     try:
         reply = await lxd.post(_path(name), project=project, json_body={"name": new_name})
-        await finish(lxd, reply)
+        await reply.wait()
     except LXDError as exc:
         await get_profile(lxd, project=project, name=name)  # a missing profile is a 404
         if isinstance(exc, LXDConflict):
@@ -157,9 +153,9 @@ async def rename_profile(
 async def delete_profile(lxd: LXDClient, *, project: str, name: str) -> None:
     _protect_default(name, "deleted")
     try:
-        await finish(lxd, await lxd.delete(_path(name), project=project))
-    except LXDNotFound as exc:
-        raise _not_found(exc, name=name, project=project) from exc
+        with _not_found(name, project):
+            reply = await lxd.delete(_path(name), project=project)
+            await reply.wait()
     except LXDError as exc:
         if not is_in_use(exc):
             raise

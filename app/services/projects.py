@@ -15,15 +15,12 @@ LXD 5.0 quirks handled here:
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-from app.services.exceptions import ConflictError, LXDError, LXDNotFound, LXDPreconditionFailed
+from app.errors import ConflictError, LXDError, LXDNotFound, LXDPreconditionFailed, reword_not_found
+from app.lxd import LXDClient, LXDResponse, edit_with_etag, lxd_path, one_edit_at_a_time
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
 from app.utils.pagination import ListQuery
 
 # LXD's own project, whatever DEFAULT_PROJECT says: LXD refuses to delete or rename it.
@@ -31,22 +28,6 @@ LXD_DEFAULT_PROJECT = "default"
 PATCH_ATTEMPTS = 5
 # A project's own default profile does not make it "in use" for LXD's emptiness checks.
 _IGNORED_USERS = ("/1.0/profiles/default",)
-
-
-_edit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-@asynccontextmanager
-async def _one_edit_at_a_time(key: str) -> AsyncIterator[None]:
-    lock = _edit_locks.get(key)
-    if lock is None:
-        lock = _edit_locks[key] = asyncio.Lock()
-    async with lock:
-        yield
-
-
-def _not_found(name: str) -> LXDNotFound:
-    return LXDNotFound(f"Project {name!r} not found")
 
 
 def _users(project: dict[str, Any]) -> list[str]:
@@ -78,18 +59,14 @@ async def list_projects(
 
 async def get_project(lxd: LXDClient, *, name: str) -> tuple[dict[str, Any], str | None]:
     """The project and its ETag."""
-    try:
+    with reword_not_found("Project", name):
         response = await lxd.get(lxd_path("projects", name))
-    except LXDNotFound as exc:
-        raise _not_found(name) from exc
     return dict(response.metadata or {}), response.etag
 
 
 async def get_project_state(lxd: LXDClient, *, name: str) -> dict[str, Any]:
-    try:
+    with reword_not_found("Project", name):
         response = await lxd.get(lxd_path("projects", name, "state"))
-    except LXDNotFound as exc:
-        raise _not_found(name) from exc
     return dict(response.metadata or {})
 
 
@@ -114,14 +91,12 @@ async def replace_project(
 ) -> tuple[dict[str, Any], str | None]:
     """PUT: description and config replaced as given (`If-Match` passed on: 412 on mismatch)."""
     headers = {"If-Match": if_match} if if_match else None
-    try:
+    with reword_not_found("Project", name):
         await lxd.put(
             lxd_path("projects", name),
             json_body={"description": description, "config": config},
             headers=headers,
         )
-    except LXDNotFound as exc:
-        raise _not_found(name) from exc
     return await get_project(lxd, name=name)
 
 
@@ -153,9 +128,15 @@ async def patch_project(
     With the client's `If-Match`, the write is conditional on exactly that version and a
     mismatch is the client's 412; without it, a concurrent writer only costs a retry.
     """
-    async with _one_edit_at_a_time(f"{lxd.base_url} {name}"):
-        return await _patch_project(
-            lxd, name=name, description=description, config=config, if_match=if_match
+    async with one_edit_at_a_time("project", lxd.base_url, name):
+        return await edit_with_etag(
+            lambda: _patch_project(
+                lxd, name=name, description=description, config=config, if_match=if_match
+            ),
+            # The client's own `If-Match` pins one version: its 412 is the answer, not a retry.
+            # Out of attempts, LXD's last 412 is the answer.
+            attempts=1 if if_match else PATCH_ATTEMPTS,
+            gave_up=lambda last: last,
         )
 
 
@@ -167,24 +148,15 @@ async def _patch_project(
     config: dict[str, str | None] | None,
     if_match: str | None,
 ) -> tuple[dict[str, Any], str | None]:
-    for attempt in range(PATCH_ATTEMPTS):
-        current, etag = await get_project(lxd, name=name)
-        if if_match and etag and if_match.strip('"') != etag.strip('"'):
-            raise LXDPreconditionFailed(
-                f"Project {name!r} changed: its ETag is {etag}, not {if_match}"
-            )
-        body = _merged(current, description, config)
-        headers = {"If-Match": etag} if etag else None
-        try:
-            await lxd.put(lxd_path("projects", name), json_body=body, headers=headers)
-        except LXDPreconditionFailed:
-            if if_match or attempt == PATCH_ATTEMPTS - 1:
-                raise
-            continue
-        except LXDNotFound as exc:
-            raise _not_found(name) from exc
-        return await get_project(lxd, name=name)
-    raise LXDPreconditionFailed(f"Project {name!r} kept changing while it was being patched")
+    """One read, merge and conditional write (`patch_project` retries it)."""
+    current, etag = await get_project(lxd, name=name)
+    if if_match and etag and if_match.strip('"') != etag.strip('"'):
+        raise LXDPreconditionFailed(f"Project {name!r} changed: its ETag is {etag}, not {if_match}")
+    body = _merged(current, description, config)
+    headers = {"If-Match": etag} if etag else None
+    with reword_not_found("Project", name):
+        await lxd.put(lxd_path("projects", name), json_body=body, headers=headers)
+    return await get_project(lxd, name=name)
 
 
 async def rename_project(lxd: LXDClient, *, name: str, new_name: str) -> LXDResponse:
@@ -209,9 +181,8 @@ async def rename_project(lxd: LXDClient, *, name: str, new_name: str) -> LXDResp
 async def delete_project(lxd: LXDClient, *, name: str) -> None:
     _protect_default(name, "deleted")
     try:
-        await lxd.delete(lxd_path("projects", name))
-    except LXDNotFound as exc:
-        raise _not_found(name) from exc
+        with reword_not_found("Project", name):
+            await lxd.delete(lxd_path("projects", name))
     except LXDError as exc:
         # LXD 5.0: 500 "Only empty projects can be removed": say what is still in it.
         if "only empty projects" not in exc.detail.lower():

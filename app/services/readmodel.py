@@ -40,8 +40,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import structlog
 
-from app.services.exceptions import LXDError, LXDNotFound
-from app.services.lxd_client import LXDClient, lxd_path
+from app.errors import LXDError, LXDNotFound
+from app.lxd import LXDClient, lxd_path
 
 log = structlog.get_logger(__name__)
 

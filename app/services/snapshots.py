@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
-from app.services.exceptions import ConflictError, LXDNotFound, LXDTimeout
+from app.errors import ConflictError, LXDNotFound, reword_not_found
+from app.lxd import LXDClient, LXDResponse, lxd_path
 from app.services.listing import list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
-from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
 from app.utils.pagination import ListQuery
 
 
-def _not_found(name: str, snapshot: str | None, project: str) -> LXDNotFound:
+def _not_found(name: str, snapshot: str | None, project: str) -> AbstractContextManager[None]:
     if snapshot is None:
-        return LXDNotFound(f"Instance {name!r} not found in project {project!r}")
-    return LXDNotFound(
-        f"Snapshot {snapshot!r} of instance {name!r} not found in project {project!r}"
-    )
+        return reword_not_found("Instance", name, in_project=project)
+    return reword_not_found("Snapshot", snapshot, of=f"instance {name!r}", in_project=project)
 
 
 def _path(name: str, snapshot: str) -> str:
@@ -30,22 +28,18 @@ async def list_snapshots(
     project: str,
     query: ListQuery,
 ) -> dict[str, Any]:
-    try:
+    with _not_found(name, None, project):
         return await list_collection(
             lxd,
             lxd_path("instances", name, "snapshots"),
             project=project,
             query=query,
         )
-    except LXDNotFound as exc:
-        raise _not_found(name, None, project) from exc
 
 
 async def get_snapshot(lxd: LXDClient, *, name: str, snapshot: str, project: str) -> dict[str, Any]:
-    try:
+    with _not_found(name, snapshot, project):
         response = await lxd.get(_path(name, snapshot), project=project)
-    except LXDNotFound as exc:
-        raise _not_found(name, snapshot, project) from exc
     return dict(response.metadata or {})
 
 
@@ -65,12 +59,10 @@ async def create_snapshot(
     snapshot = str(body["name"])
     if await _snapshot_exists(lxd, name=name, snapshot=snapshot, project=project):
         raise ConflictError(f"Snapshot {snapshot!r} of instance {name!r} already exists")
-    try:
+    with _not_found(name, None, project):
         return await lxd.post(
             lxd_path("instances", name, "snapshots"), project=project, json_body=body
         )
-    except LXDNotFound as exc:
-        raise _not_found(name, None, project) from exc
 
 
 async def update_snapshot(
@@ -96,14 +88,9 @@ async def update_snapshot(
         response = await lxd.patch(
             _path(name, snapshot), project=project, json_body={"expires_at": expires_at}
         )
-        if renaming and response.is_async:
-            operation = await wait_operation(lxd, response.operation_id, timeout=timeout)
-            if not is_final(operation):
-                raise LXDTimeout(
-                    f"Changing the expiry of {snapshot!r} did not finish within {timeout} s "
-                    f"(operation {response.operation_id}); the rename was not started"
-                )
-            raise_if_failed(operation)
+        if renaming:
+            # The rename starts only once the expiry change is done.
+            await response.wait(timeout, what=f"Changing the expiry of {snapshot!r}")
     if renaming or response is None:
         response = await lxd.post(
             _path(name, snapshot), project=project, json_body={"name": new_name or snapshot}
@@ -112,10 +99,8 @@ async def update_snapshot(
 
 
 async def delete_snapshot(lxd: LXDClient, *, name: str, snapshot: str, project: str) -> LXDResponse:
-    try:
+    with _not_found(name, snapshot, project):
         return await lxd.delete(_path(name, snapshot), project=project)
-    except LXDNotFound as exc:
-        raise _not_found(name, snapshot, project) from exc
 
 
 async def restore_snapshot(

@@ -13,6 +13,15 @@ import posixpath
 import re
 from typing import Any, NoReturn
 
+from app.errors import (
+    BadRequestError,
+    ConflictError,
+    LXDBadRequest,
+    LXDConflict,
+    LXDError,
+    LXDNotFound,
+)
+from app.lxd import LXDClient, lxd_path
 from app.services.devices import (
     DeviceEdit,
     DeviceGuard,
@@ -22,37 +31,15 @@ from app.services.devices import (
     free_name,
     pick_device,
 )
-from app.services.exceptions import (
-    BadRequestError,
-    ConflictError,
-    LXDBadRequest,
-    LXDConflict,
-    LXDError,
-    LXDNotFound,
-)
 from app.services.listing import ensure_project, list_collection
-from app.services.lxd_client import LXDClient, LXDResponse, lxd_path
-from app.services.lxd_operations import is_final, raise_if_failed, wait_operation
 from app.utils.pagination import ListQuery
 
 ALWAYS_THERE_PROJECT = "default"  # LXD's default project cannot be deleted
-OPERATION_TIMEOUT = 120.0
 _IN_USE = re.compile(r"in use", re.I)
 _EXISTS = re.compile(r"already exists", re.I)
 
 
 # --- shared helpers -----------------------------------------------------------------------------
-async def finish(lxd: LXDClient, reply: LXDResponse) -> None:
-    """Wait for the operation if LXD answered asynchronously (newer LXD makes some of these
-    calls async) and raise its failure."""
-    if not reply.is_async:
-        return
-    operation = await wait_operation(lxd, reply.operation_id, timeout=OPERATION_TIMEOUT)
-    if not is_final(operation):
-        raise LXDError(f"LXD operation {reply.operation_id} is still running")
-    raise_if_failed(operation)
-
-
 def raise_as_conflict_if_duplicate(exc: LXDError) -> NoReturn:
     """Re-raise `exc`, as a 409 when it says "already exists" (LXD 5.0 answers some duplicates
     with a 400 or a 500)."""
@@ -108,9 +95,8 @@ async def get_pool(lxd: LXDClient, *, project: str, pool: str) -> tuple[dict[str
 async def create_pool(lxd: LXDClient, *, project: str, body: dict[str, Any]) -> dict[str, Any]:
     await _pool_project(lxd, project)
     try:
-        await finish(
-            lxd, await lxd.post(lxd_path("storage-pools"), project=project, json_body=body)
-        )
+        reply = await lxd.post(lxd_path("storage-pools"), project=project, json_body=body)
+        await reply.wait()
     except LXDNotFound as exc:
         # e.g. "Source path '/x' doesn't exist" (a 500 on LXD 5.0): a mistake in the request.
         raise BadRequestError(exc.detail) from exc
@@ -134,16 +120,16 @@ async def update_pool(
     headers = {"If-Match": if_match} if if_match else None
     send = lxd.put if replace else lxd.patch
     payload = body if replace else _patch_body(body)
-    await finish(
-        lxd, await send(_pool_path(pool), project=project, json_body=payload, headers=headers)
-    )
+    reply = await send(_pool_path(pool), project=project, json_body=payload, headers=headers)
+    await reply.wait()
     return await get_pool(lxd, project=project, pool=pool)
 
 
 async def delete_pool(lxd: LXDClient, *, project: str, pool: str) -> None:
     await _pool_project(lxd, project)
     try:
-        await finish(lxd, await lxd.delete(_pool_path(pool), project=project))
+        reply = await lxd.delete(_pool_path(pool), project=project)
+        await reply.wait()
     except LXDError as exc:
         if not is_in_use(exc):
             raise
@@ -183,7 +169,7 @@ async def create_volume(
         reply = await lxd.post(
             _pool_path(pool, "volumes", "custom"), project=project, json_body=payload
         )
-        await finish(lxd, reply)
+        await reply.wait()
     except LXDError as exc:
         raise_as_conflict_if_duplicate(exc)
     volume, _ = await get_volume(lxd, project=project, pool=pool, volume=body["name"])
@@ -206,7 +192,7 @@ async def update_volume(
     reply = await send(
         _volume_path(pool, volume), project=project, json_body=payload, headers=headers
     )
-    await finish(lxd, reply)
+    await reply.wait()
     return await get_volume(lxd, project=project, pool=pool, volume=volume)
 
 
@@ -231,7 +217,7 @@ async def rename_volume(
         reply = await lxd.post(
             _volume_path(pool, volume), project=project, json_body={"name": new_name}
         )
-        await finish(lxd, reply)
+        await reply.wait()
     except LXDError as exc:
         if is_in_use(exc):
             await _raise_volume_in_use(lxd, project=project, pool=pool, volume=volume, cause=exc)
@@ -242,7 +228,8 @@ async def rename_volume(
 
 async def delete_volume(lxd: LXDClient, *, project: str, pool: str, volume: str) -> None:
     try:
-        await finish(lxd, await lxd.delete(_volume_path(pool, volume), project=project))
+        reply = await lxd.delete(_volume_path(pool, volume), project=project)
+        await reply.wait()
     except LXDError as exc:
         if not is_in_use(exc):
             raise

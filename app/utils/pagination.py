@@ -21,10 +21,3 @@ class ListQuery:
 def paginate(items: list[T], *, limit: int | None, offset: int) -> dict[str, Any]:
     window = items[offset : offset + limit] if limit is not None else items[offset:]
     return {"items": window, "total": len(items), "limit": limit, "offset": offset}
-
-
-def name_from_url(url: str) -> str:
-    """`/1.0/instances/web%201?project=p` -> `web 1` (LXD's names-only list entries)."""
-    from urllib.parse import unquote
-
-    return unquote(url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])

@@ -171,7 +171,7 @@ async def test_concurrent_attaches_without_the_process_lock(
     one-update-at-a-time rule stand between the edits, and the retries must make all land."""
     from app.services import devices
 
-    monkeypatch.setattr(devices, "_lock_for", lambda project, instance: asyncio.Lock())
+    monkeypatch.setattr(devices, "one_edit_at_a_time", lambda *key: asyncio.Lock())
     operator = auth_headers("operator")
     replies = await asyncio.gather(
         *(

@@ -8,9 +8,8 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from app.services.exceptions import InvalidNameError, LXDNotFound
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_operations import wait_operation
+from app.errors import InvalidNameError, LXDNotFound
+from app.lxd import LXDClient, lxd_path
 from tests.integration.conftest import delete_instance
 from tests.lxd_sandbox import LXDEnv
 
@@ -42,7 +41,7 @@ async def test_instance_round_trip(
             json_body={"name": name, "source": {"type": "image", "alias": lxd_env.image_alias}},
         )
         assert reply.is_async
-        operation = await wait_operation(lxd, reply.operation_id, timeout=60)
+        operation = await reply.started().get(wait=60)
         assert operation["status"] == "Success", operation
 
         listed = await lxd.get(lxd_path("instances"), params={"recursion": 0})
@@ -51,7 +50,7 @@ async def test_instance_round_trip(
         assert seen.json()["metadata"]["status"] == "Stopped"
 
         reply = await lxd.delete(lxd_path("instances", name))
-        operation = await wait_operation(lxd, reply.operation_id, timeout=60)
+        operation = await reply.started().get(wait=60)
         assert operation["status"] == "Success"
         assert (await lxd_raw.get(f"/1.0/instances/{name}")).status_code == 404
         with pytest.raises(LXDNotFound):
@@ -82,7 +81,7 @@ async def test_exec_websocket_round_trip(lxd: LXDClient, instance: str) -> None:
                 if isinstance(message, str):  # LXD's end-of-stream barrier
                     break
                 streams[fd] += message
-        operation = await wait_operation(lxd, reply.operation_id, timeout=30)
+        operation = await reply.started().get(wait=30)
     finally:
         for socket in sockets.values():
             await socket.close()

@@ -14,15 +14,10 @@ import httpx
 import pytest
 
 from app.core.config import Settings
+from app.errors import BadRequestError, ConflictError, LXDBadRequest, NotFoundError
+from app.lxd import LXDClient
 from app.services import devices
 from app.services.devices import DeviceEdit, InstanceDevices, edit_devices
-from app.services.exceptions import (
-    BadRequestError,
-    ConflictError,
-    LXDBadRequest,
-    NotFoundError,
-)
-from app.services.lxd_client import LXDClient
 
 ROOT = {"type": "disk", "path": "/", "pool": "default"}
 DISK = {"type": "disk", "pool": "p", "source": "v1", "path": "/mnt"}

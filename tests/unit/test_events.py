@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, unix_serve
 
 from app.core.config import Settings
+from app.errors import LXDUnavailable
+from app.lxd import LXDClient
 from app.services.events import EventHub, parse_types, scrub_event
-from app.services.exceptions import LXDUnavailable
-from app.services.lxd_client import LXDClient
 
 
 class FakeLXD:

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.services.exceptions import InvalidNameError
+from app.errors import InvalidNameError
 from app.services.files import MAX_NAME_BYTES, MAX_PATH_BYTES, Owner, check_path
 from tests.conftest import auth_for
 

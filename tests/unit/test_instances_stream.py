@@ -1,4 +1,4 @@
-"""The raw download path (`app/services/lxd_stream.py`) against a fake LXD on a unix socket:
+"""The raw download path (`app/lxd/stream.py`) against a fake LXD on a unix socket:
 framings and faults a real daemon does not produce on demand (chunked bodies, a body cut
 short, a stall, a caller that stops early, no daemon at all)."""
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from app import errors as exc
 from app.core.config import Settings
-from app.services import exceptions as exc
-from app.services.lxd_client import LXDClient, lxd_path
-from app.services.lxd_stream import LXDDownload
+from app.lxd import LXDClient, lxd_path
+from app.lxd.stream import LXDDownload
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 MiB = 1024 * 1024

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app import errors as exc
 from app.core.config import Settings
-from app.services import exceptions as exc
-from app.services.lxd_client import LXDClient, check_segment, lxd_path
+from app.lxd import LXDClient, check_segment, lxd_path
 
 
 def envelope(kind: str = "sync", status: int = 200, **extra: Any) -> dict[str, Any]:

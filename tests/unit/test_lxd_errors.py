@@ -8,14 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.services.exceptions import (
-    LXD_REQUEST_MISTAKES,
-    LXDBadRequest,
-    LXDConflict,
-    LXDError,
-    LXDNotFound,
-    error_from_lxd,
-)
+from app.errors import LXDBadRequest, LXDConflict, LXDError, LXDNotFound
+from app.lxd import LXD_REQUEST_MISTAKES, error_from_lxd
 from tests.conftest import auth_for
 
 

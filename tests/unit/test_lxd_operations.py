@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.services.lxd_operations import operation_ref, public_operation
+from app.lxd import public_operation
+from app.services.operations import operation_ref
 
 
 def test_operation_reference_has_the_four_fields() -> None:

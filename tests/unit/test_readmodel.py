@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.services.exceptions import LXDNotFound, LXDUnavailable
-from app.services.lxd_client import LXDResponse
+from app.errors import LXDNotFound, LXDUnavailable
+from app.lxd import LXDResponse
 from app.services.readmodel import ReadModel
 
 

@@ -9,8 +9,8 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import Mount, Route
 
 from app.api.routing import add_routes
-from app.api.v1 import PREFIX
 from app.api.v1.api import V1_ROUTERS
+from app.core.config import API_V1_PREFIX
 from app.main import create_app
 
 
@@ -27,19 +27,23 @@ def test_the_app_holds_only_plain_routes(app: FastAPI) -> None:
 
 def test_instance_routes_are_matched_before_the_rest(app: FastAPI) -> None:
     paths = [route.path for route in app.router.routes if isinstance(route, APIRoute)]
-    v1 = [path for path in paths if path.startswith(PREFIX)]
-    assert v1[0] == f"{PREFIX}/instances"
-    first_other = next(i for i, path in enumerate(v1) if not path.startswith(f"{PREFIX}/inst"))
-    assert f"{PREFIX}/instances/{{name}}" in v1[:first_other]
+    v1 = [path for path in paths if path.startswith(API_V1_PREFIX)]
+    assert v1[0] == f"{API_V1_PREFIX}/instances"
+    first_other = next(
+        i for i, path in enumerate(v1) if not path.startswith(f"{API_V1_PREFIX}/inst")
+    )
+    assert f"{API_V1_PREFIX}/instances/{{name}}" in v1[:first_other]
     # the aliases come before /images/{fingerprint}, which would take `aliases` as a name
-    assert paths.index(f"{PREFIX}/images/aliases") < paths.index(f"{PREFIX}/images/{{fingerprint}}")
+    assert paths.index(f"{API_V1_PREFIX}/images/aliases") < paths.index(
+        f"{API_V1_PREFIX}/images/{{fingerprint}}"
+    )
 
 
 def test_every_v1_route_is_under_the_prefix() -> None:
     for router in V1_ROUTERS:
         for route in router.routes:
             assert isinstance(route, APIRoute | APIWebSocketRoute)
-            assert route.path.startswith(f"{PREFIX}/"), route.path
+            assert route.path.startswith(f"{API_V1_PREFIX}/"), route.path
 
 
 def test_a_router_that_includes_a_router_is_refused() -> None:

@@ -1,3 +1,1 @@
-"""Version 1 of the API: every route lives under `PREFIX`."""
-
-PREFIX = "/api/v1"
+"""Version 1 of the API: every route lives under `app.core.config.API_V1_PREFIX`."""

@@ -30,7 +30,7 @@ from app.api.v1.routes.tokens import router as tokens_router
 from app.api.v1.routes.users import router as users_router
 
 # Matched in this order, first match wins: the instance routes (the most read) first, the
-# aliases before `/images/{fingerprint}`. Every router declares its full path (`PREFIX`).
+# aliases before `/images/{fingerprint}`. Every router declares its full path (`API_V1_PREFIX`).
 V1_ROUTERS: tuple[APIRouter, ...] = (
     instances_router,
     instance_lifecycle_router,

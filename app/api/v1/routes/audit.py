@@ -15,13 +15,13 @@ from starlette.requests import HTTPConnection
 
 from app.api.deps import MAX_PAGE_SIZE, AdminUser, PageOffset
 from app.api.responses import error_responses
-from app.api.v1 import PREFIX
 from app.audit import AuditLog, store
 from app.audit.chain import public
 from app.audit.export import MEDIA_TYPES, ExportFormat, export_lines
+from app.core.config import API_V1_PREFIX
 from app.schemas.audit import AuditPage, AuditVerification
 
-router = APIRouter(prefix=PREFIX + "/audit", tags=["audit"])
+router = APIRouter(prefix=API_V1_PREFIX + "/audit", tags=["audit"])
 
 FLUSH_SECONDS = 3.0
 

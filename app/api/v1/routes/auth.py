@@ -11,8 +11,8 @@ from app.api.access import access_claims, oauth2_scheme
 from app.api.deps import AdminUser, LoginUser, PasswordLoginUser, SessionDep, SettingsDep
 from app.api.limits import LoginRateLimit, RefreshRateLimit
 from app.api.responses import LIMITER_DOWN, error_responses
-from app.api.v1 import PREFIX
 from app.auth import service
+from app.core.config import API_V1_PREFIX
 from app.core.security import PASSWORD_MAX_LENGTH
 from app.schemas.auth import (
     LoginRequest,
@@ -23,7 +23,7 @@ from app.schemas.auth import (
 )
 from app.schemas.users import UserCreate, UserPublic
 
-router = APIRouter(prefix=PREFIX + "/auth", tags=["auth"])
+router = APIRouter(prefix=API_V1_PREFIX + "/auth", tags=["auth"])
 
 
 def _pair(pair: service.TokenPair) -> TokenPair:

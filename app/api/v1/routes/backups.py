@@ -8,21 +8,21 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from app.api.accepted import operation_answer
 from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
-from app.api.operations import operation_answer
 from app.api.responses import (
     ASYNC_RESPONSES,
     DownloadResponse,
     LXDJSONResponse,
     error_responses,
 )
-from app.api.v1 import PREFIX
+from app.core.config import API_V1_PREFIX
 from app.schemas.backups import BackupCreate, BackupPublic
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.services import backups as service
 from app.services.backups import archive_extension
 
-router = APIRouter(prefix=PREFIX + "/instances/{name}/backups", tags=["backups"])
+router = APIRouter(prefix=API_V1_PREFIX + "/instances/{name}/backups", tags=["backups"])
 
 BackupName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Backup name", examples=["weekly"])
@@ -73,7 +73,7 @@ async def create_backup(
     response = await service.create_backup(
         lxd, name=name, project=project, body=body.model_dump(mode="json", exclude_none=True)
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(
@@ -106,7 +106,7 @@ async def delete_backup(
     user: OperatorUser,
 ) -> JSONResponse:
     response = await service.delete_backup(lxd, name=name, backup=backup, project=project)
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(

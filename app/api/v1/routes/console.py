@@ -10,24 +10,24 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import LXDDep, WSOperatorUser
 from app.api.sessions import ws_sessions
-from app.api.v1 import PREFIX
 from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_NORMAL,
     WebSocketPeer,
-    bad_target,
     close_code_for,
     close_socket,
+    target_or_refusal,
 )
+from app.core.config import API_V1_PREFIX
 from app.core.security import Role
+from app.errors import AppError
 from app.schemas.exec import MAX_TERMINAL_SIZE
 from app.services import console as service
 from app.services import instances as instances_service
-from app.services.exceptions import AppError
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix=PREFIX + "/instances", tags=["console"])
+router = APIRouter(prefix=API_V1_PREFIX + "/instances", tags=["console"])
 
 
 def _terminal_size(width: str | None, height: str | None) -> tuple[int, int] | None:
@@ -54,7 +54,7 @@ async def console_ws(
 ) -> None:
     """See the `console` tag for the protocol."""
     await websocket.accept()
-    target = bad_target(name, project, websocket.app.state.settings.DEFAULT_PROJECT)
+    target = target_or_refusal(name, project, websocket.app.state.settings.DEFAULT_PROJECT)
     if isinstance(target, str):
         await close_socket(websocket, CLOSE_BAD_REQUEST, target)
         return

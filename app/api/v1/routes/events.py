@@ -12,22 +12,22 @@ from fastapi import APIRouter, Query, WebSocket
 from app.api.access import ws_wants_all_projects
 from app.api.deps import LXDDep, WSViewerUser
 from app.api.sessions import ws_sessions
-from app.api.v1 import PREFIX
 from app.api.websockets import (
     CLOSE_BAD_REQUEST,
     CLOSE_LXD_FAILED,
     CLOSE_NOT_FOUND,
     close_socket,
 )
+from app.core.config import API_V1_PREFIX
 from app.core.security import Role
+from app.errors import AppError, LXDNotFound
 from app.schemas.common import PROJECT_PATTERN
 from app.services.events import ALL_PROJECTS, EventHub, Subscriber, parse_types
-from app.services.exceptions import AppError, LXDNotFound
 from app.services.listing import ensure_project
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix=PREFIX + "/operations", tags=["operations"])
+router = APIRouter(prefix=API_V1_PREFIX + "/operations", tags=["operations"])
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013

@@ -15,12 +15,12 @@ from starlette.requests import ClientDisconnect
 
 from app.api.deps import LXDDep, OperatorUser, ProjectDep, ViewerUser
 from app.api.responses import DownloadResponse, error_responses
-from app.api.v1 import PREFIX
 from app.audit import note_detail
+from app.core.config import API_V1_PREFIX
+from app.errors import BadRequestError
 from app.schemas.common import InstanceName
 from app.schemas.files import DirectoryListing, FileWritten, SymlinkInfo
 from app.services import files as service
-from app.services.exceptions import BadRequestError
 from app.services.files import MAX_ID, Owner
 
 MODE_PATTERN = r"^0?[0-7]{3}$"
@@ -52,7 +52,9 @@ async def file_path(
 
 FilePath = Annotated[str, Depends(file_path)]
 router = APIRouter(
-    prefix=PREFIX + "/instances/{name}/files", tags=["files"], dependencies=[Depends(note_path)]
+    prefix=API_V1_PREFIX + "/instances/{name}/files",
+    tags=["files"],
+    dependencies=[Depends(note_path)],
 )
 
 FILE_HEADERS = {

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerRead
 from app.api.responses import error_responses, with_etag
-from app.api.v1 import PREFIX
+from app.core.config import API_V1_PREFIX
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.images import (
     ImageAliasCreate,
@@ -23,7 +23,7 @@ from app.schemas.images import (
 )
 from app.services import images as service
 
-router = APIRouter(prefix=PREFIX + "/images/aliases", tags=["images"])
+router = APIRouter(prefix=API_V1_PREFIX + "/images/aliases", tags=["images"])
 
 AliasPath = Annotated[
     str,

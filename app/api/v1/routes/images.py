@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.deps import (
     AdminUser,
     ListParams,
@@ -15,14 +16,13 @@ from app.api.deps import (
     ViewerRead,
     WaitParams,
 )
-from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses
-from app.api.v1 import PREFIX
+from app.core.config import API_V1_PREFIX
 from app.schemas.common import Fingerprint, OperationRef, Page
 from app.schemas.images import ImageCopy, ImagePublic
 from app.services import images as service
 
-router = APIRouter(prefix=PREFIX + "/images", tags=["images"])
+router = APIRouter(prefix=API_V1_PREFIX + "/images", tags=["images"])
 
 
 @router.get(
@@ -76,7 +76,7 @@ async def copy_image(
         auto_update=body.auto_update,
         public=body.public,
     )
-    return await operation_answer(lxd, started, wait)
+    return await operation_answer(started, wait)
 
 
 @router.get(
@@ -107,4 +107,4 @@ async def delete_image(
     fingerprint: Fingerprint, lxd: LXDDep, project: ProjectDep, wait: WaitParams, user: AdminUser
 ) -> JSONResponse:
     started = await service.delete_image(lxd, project=project, fingerprint=fingerprint)
-    return await operation_answer(lxd, started, wait)
+    return await operation_answer(started, wait)

@@ -7,22 +7,22 @@ from typing import get_args
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.deps import LXDDep, OperatorUser, ProjectDep, WaitParams, WaitQuery
-from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, error_responses
-from app.api.v1 import PREFIX
+from app.core.config import API_V1_PREFIX
+from app.errors import LXDError
+from app.lxd import LXDClient, LXDResponse
 from app.schemas.common import InstanceName, OperationRef
 from app.schemas.instances import LifecycleOptions, StateAction, StateChange
 from app.services import instances as service
-from app.services.exceptions import LXDError
-from app.services.lxd_client import LXDClient, LXDResponse
 
-router = APIRouter(prefix=PREFIX + "/instances", tags=["instances"])
+router = APIRouter(prefix=API_V1_PREFIX + "/instances", tags=["instances"])
 
 
 async def _answer(lxd: LXDClient, response: LXDResponse, wait: WaitQuery) -> JSONResponse:
     try:
-        return await operation_answer(lxd, response, wait)
+        return await operation_answer(response, wait)
     except LXDError as exc:
         raise service.transition_error(exc) from exc
 

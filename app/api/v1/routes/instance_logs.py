@@ -9,11 +9,11 @@ from fastapi.responses import PlainTextResponse, Response
 
 from app.api.deps import LXDDep, PageLimit, PageOffset, ProjectDep, ViewerRead, ViewerUser
 from app.api.responses import DownloadResponse, error_responses, text_route_errors
-from app.api.v1 import PREFIX
+from app.core.config import API_V1_PREFIX
 from app.schemas.common import InstanceName, Page
 from app.services import instances as service
 
-router = APIRouter(prefix=PREFIX + "/instances", tags=["instances"])
+router = APIRouter(prefix=API_V1_PREFIX + "/instances", tags=["instances"])
 
 LOG_FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$"
 LogFile = Annotated[

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.deps import (
     ListParams,
     LXDDep,
@@ -20,7 +21,6 @@ from app.api.deps import (
     ViewerRead,
     WaitParams,
 )
-from app.api.operations import operation_answer
 from app.api.readmodel import ReadModelDep, age_header
 from app.api.responses import (
     ASYNC_RESPONSES,
@@ -29,8 +29,8 @@ from app.api.responses import (
     LXDJSONResponse,
     error_responses,
 )
-from app.api.v1 import PREFIX
 from app.auth import policy_checks as policy
+from app.core.config import API_V1_PREFIX
 from app.schemas.common import InstanceName, OperationRef, Page
 from app.schemas.instances import (
     InstanceCreate,
@@ -42,7 +42,7 @@ from app.schemas.instances import (
 )
 from app.services import instances as service
 
-router = APIRouter(prefix=PREFIX + "/instances", tags=["instances"])
+router = APIRouter(prefix=API_V1_PREFIX + "/instances", tags=["instances"])
 
 
 def _lxd_json(body: object, etag: str | None = None, age: int | None = None) -> LXDJSONResponse:
@@ -109,7 +109,7 @@ async def create_instance(
     response = await service.create_instance(
         lxd, project=project, body=lxd_body, start=body.start, timeout=wait.timeout
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(
@@ -156,7 +156,7 @@ async def replace_instance(
     response = await service.update_instance(
         lxd, name=name, project=project, body=lxd_body, if_match=if_match, replace=True
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.patch(
@@ -211,7 +211,7 @@ async def delete_instance(
     response = await service.delete_instance(
         lxd, name=name, project=project, force=force, timeout=wait.timeout
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.post(
@@ -232,7 +232,7 @@ async def rename_instance(
     user: OperatorUser,
 ) -> JSONResponse:
     response = await service.rename_instance(lxd, name=name, project=project, new_name=body.name)
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(

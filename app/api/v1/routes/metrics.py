@@ -9,14 +9,14 @@ from fastapi.responses import Response
 
 from app.api.deps import LoginUser, LXDDep
 from app.api.responses import error_responses
-from app.api.v1 import PREFIX
 from app.auth import access
+from app.core.config import API_V1_PREFIX
+from app.errors import LXDNotFound
 from app.metrics import CONTENT_TYPE
 from app.schemas.common import PROJECT_PATTERN
 from app.services import lxd_metrics as service
-from app.services.exceptions import LXDNotFound
 
-router = APIRouter(prefix=PREFIX + "/metrics", tags=["metrics"])
+router = APIRouter(prefix=API_V1_PREFIX + "/metrics", tags=["metrics"])
 
 
 @router.get(

@@ -18,8 +18,8 @@ from app.api.deps import (
     ViewerRead,
 )
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
-from app.api.v1 import PREFIX
 from app.auth import policy_checks as policy
+from app.core.config import API_V1_PREFIX
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.networks import (
     NetworkCreate,
@@ -35,7 +35,7 @@ from app.schemas.storage import DetachBody, DeviceAttachment
 from app.services import networks as service
 from app.utils.pagination import paginate
 
-router = APIRouter(prefix=PREFIX + "/networks", tags=["networks"])
+router = APIRouter(prefix=API_V1_PREFIX + "/networks", tags=["networks"])
 
 NetworkName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Network name", examples=["lxdbr0"])

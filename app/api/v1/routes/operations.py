@@ -10,16 +10,16 @@ from starlette.requests import HTTPConnection
 
 from app.api.deps import CurrentUser, ListParams, LXDDep, ProjectDep, ViewerRead
 from app.api.responses import error_responses
-from app.api.v1 import PREFIX
 from app.auth import access
 from app.auth.access import Scope
 from app.auth.errors import PermissionDeniedError
+from app.core.config import API_V1_PREFIX
 from app.core.security import Role
 from app.db.models import User
 from app.schemas.operations import OperationPage, OperationPublic
 from app.services import operations as service
 
-router = APIRouter(prefix=PREFIX + "/operations", tags=["operations"])
+router = APIRouter(prefix=API_V1_PREFIX + "/operations", tags=["operations"])
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 OperationId = Annotated[
@@ -104,7 +104,7 @@ async def list_operations(
 async def get_operation(
     operation_id: OperationId, lxd: LXDDep, _: OperationViewer, who: RequestedByDep
 ) -> Any:
-    return await service.fetch_operation(lxd, operation_id, requested_by=who)
+    return await service.get_operation(lxd, operation_id, requested_by=who)
 
 
 @router.get(
@@ -126,7 +126,7 @@ async def wait_operation(
         int, Query(ge=0, le=3600, description="Seconds to wait at most (0: answer at once)")
     ] = 30,
 ) -> Any:
-    return await service.wait_for_operation(lxd, operation_id, timeout=timeout, requested_by=who)
+    return await service.wait_operation(lxd, operation_id, timeout=timeout, requested_by=who)
 
 
 @router.delete(

@@ -7,15 +7,15 @@ from fastapi import APIRouter
 
 from app.api.deps import LXDDep, ProjectDep, SettingsDep, ViewerUser
 from app.api.responses import error_responses
-from app.api.v1 import PREFIX
 from app.auth import policy_checks as service
 from app.auth.policy import describe
+from app.core.config import API_V1_PREFIX
+from app.lxd import LXDClient
 from app.schemas.policy import PolicyCheck, PolicyCheckResult, PolicyPublic, PolicyViolationItem
 from app.services import instances as instances_service
 from app.services import snapshots as snapshots_service
-from app.services.lxd_client import LXDClient
 
-router = APIRouter(prefix=PREFIX + "/policy", tags=["policy"])
+router = APIRouter(prefix=API_V1_PREFIX + "/policy", tags=["policy"])
 
 
 @router.get(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerRead
 from app.api.responses import IfMatch, Responses, error_responses, location, with_etag
-from app.api.v1 import PREFIX
+from app.core.config import API_V1_PREFIX
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.profiles import (
     ProfileCreate,
@@ -20,7 +20,7 @@ from app.schemas.profiles import (
 )
 from app.services import profiles as service
 
-router = APIRouter(prefix=PREFIX + "/profiles", tags=["profiles"])
+router = APIRouter(prefix=API_V1_PREFIX + "/profiles", tags=["profiles"])
 
 ProfileName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Profile name", examples=["default"])

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.deps import (
     AdminUser,
     ListParams,
@@ -16,10 +17,9 @@ from app.api.deps import (
     SessionDep,
     WaitParams,
 )
-from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, IfMatch, error_responses, with_etag
-from app.api.v1 import PREFIX
 from app.auth import access
+from app.core.config import API_V1_PREFIX
 from app.db import crud
 from app.schemas.common import PROJECT_PATTERN, OperationRef, Page
 from app.schemas.projects import (
@@ -32,7 +32,7 @@ from app.schemas.projects import (
 )
 from app.services import projects as service
 
-router = APIRouter(prefix=PREFIX + "/projects", tags=["projects"])
+router = APIRouter(prefix=API_V1_PREFIX + "/projects", tags=["projects"])
 
 ProjectPath = Annotated[
     str, Path(pattern=PROJECT_PATTERN, description="Project name", examples=["staging"])
@@ -182,7 +182,7 @@ async def rename_project(
     # Only an empty project is renamed (checked above): the operation is quick and certain.
     await crud.rename_project_bindings(session, project, body.name)
     await session.commit()
-    return await operation_answer(lxd, started, wait)
+    return await operation_answer(started, wait)
 
 
 @router.delete(

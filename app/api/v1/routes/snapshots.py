@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from app.api.accepted import operation_answer
 from app.api.deps import (
     ListParams,
     LXDDep,
@@ -17,16 +18,15 @@ from app.api.deps import (
     ViewerRead,
     WaitParams,
 )
-from app.api.operations import operation_answer
 from app.api.responses import ASYNC_RESPONSES, POLICY_RESPONSES, LXDJSONResponse, error_responses
-from app.api.v1 import PREFIX
 from app.auth import policy_checks as policy
+from app.core.config import API_V1_PREFIX
+from app.errors import LXDNotFound
 from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
 from app.schemas.snapshots import SnapshotCreate, SnapshotPublic, SnapshotRestore, SnapshotUpdate
 from app.services import snapshots as service
-from app.services.exceptions import LXDNotFound
 
-router = APIRouter(prefix=PREFIX + "/instances/{name}/snapshots", tags=["snapshots"])
+router = APIRouter(prefix=API_V1_PREFIX + "/instances/{name}/snapshots", tags=["snapshots"])
 
 SnapshotName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Snapshot name", examples=["before-upgrade"])
@@ -76,7 +76,7 @@ async def create_snapshot(
     response = await service.create_snapshot(
         lxd, name=name, project=project, body=body.model_dump(mode="json", exclude_none=True)
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.get(
@@ -123,7 +123,7 @@ async def update_snapshot(
         expires_at=body.expires_at.isoformat() if body.expires_at else None,
         timeout=wait.timeout,
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.delete(
@@ -143,7 +143,7 @@ async def delete_snapshot(
     user: OperatorUser,
 ) -> JSONResponse:
     response = await service.delete_snapshot(lxd, name=name, snapshot=snapshot, project=project)
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)
 
 
 @router.post(
@@ -180,4 +180,4 @@ async def restore_snapshot(
         project=project,
         stateful=body.stateful if body else False,
     )
-    return await operation_answer(lxd, response, wait)
+    return await operation_answer(response, wait)

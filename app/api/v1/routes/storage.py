@@ -11,12 +11,12 @@ from fastapi import APIRouter, Response, status
 
 from app.api.deps import AdminUser, GlobalViewerRead, ListParams, LXDDep, ProjectDep
 from app.api.responses import IfMatch, error_responses, location, with_etag
-from app.api.v1 import PREFIX
+from app.core.config import API_V1_PREFIX
 from app.schemas.common import Page, PoolName
 from app.schemas.storage import PoolCreate, PoolPatch, PoolPublic, PoolUpdate
 from app.services import storage as service
 
-router = APIRouter(prefix=PREFIX + "/storage/pools", tags=["storage"])
+router = APIRouter(prefix=API_V1_PREFIX + "/storage/pools", tags=["storage"])
 
 
 @router.get(

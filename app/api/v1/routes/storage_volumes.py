@@ -20,8 +20,8 @@ from app.api.deps import (
     ViewerRead,
 )
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
-from app.api.v1 import PREFIX
 from app.auth import policy_checks as policy
+from app.core.config import API_V1_PREFIX
 from app.schemas.common import NAME_PATTERN, Page, PoolName
 from app.schemas.storage import (
     DetachBody,
@@ -36,7 +36,7 @@ from app.schemas.storage import (
 )
 from app.services import storage as service
 
-router = APIRouter(prefix=PREFIX + "/storage/pools/{pool}/volumes", tags=["storage"])
+router = APIRouter(prefix=API_V1_PREFIX + "/storage/pools/{pool}/volumes", tags=["storage"])
 
 VolumeName = Annotated[
     str, Path(pattern=NAME_PATTERN, description="Custom volume name", examples=["data1"])

@@ -8,11 +8,11 @@ from fastapi.responses import JSONResponse
 from app.api.deps import GlobalViewerRead, LXDDep
 from app.api.health import LXDHealth, lxd_health
 from app.api.responses import error_responses
-from app.api.v1 import PREFIX
+from app.core.config import API_V1_PREFIX
 from app.schemas.system import SystemInfo
 from app.services import system as system_service
 
-router = APIRouter(prefix=PREFIX + "/system", tags=["system"])
+router = APIRouter(prefix=API_V1_PREFIX + "/system", tags=["system"])
 
 
 @router.get(

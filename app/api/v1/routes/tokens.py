@@ -9,13 +9,13 @@ from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import AdminUser, LoginUser, PasswordLoginUser, SessionDep, SettingsDep
 from app.api.responses import error_responses
-from app.api.v1 import PREFIX
 from app.auth import access
 from app.auth import tokens as service
+from app.core.config import API_V1_PREFIX
 from app.core.security import USERNAME_PATTERN, Role
 from app.schemas.tokens import TOKEN_ID_PATTERN, TokenCreate, TokenCreated, TokenPublic
 
-router = APIRouter(prefix=PREFIX, tags=["auth"])
+router = APIRouter(prefix=API_V1_PREFIX, tags=["auth"])
 
 TokenId = Annotated[str, Path(pattern=TOKEN_ID_PATTERN, examples=["tok_3f2a9c1d0b8e7a65"])]
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN, examples=["alice"])]

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import AdminUser, LXDDep, PageLimit, PageOffset, SessionDep
 from app.api.responses import error_responses
-from app.api.v1 import PREFIX
 from app.auth import service
+from app.core.config import API_V1_PREFIX
 from app.core.security import USERNAME_PATTERN, Role
 from app.schemas.common import PROJECT_PATTERN, Page
 from app.schemas.users import ProjectRoleSet, UserPublic, UserUpdate
 from app.services.listing import ensure_project
 
-router = APIRouter(prefix=PREFIX + "/users", tags=["users"])
+router = APIRouter(prefix=API_V1_PREFIX + "/users", tags=["users"])
 
 UsernamePath = Annotated[
     str, Path(pattern=USERNAME_PATTERN, description="Username (any case)", examples=["alice"])

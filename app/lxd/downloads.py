@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
-from app.services.lxd_client import LXDClient, StreamedResponse
+from app.lxd.client import LXDClient, StreamedResponse
 
 
 class Download:

@@ -1,12 +1,14 @@
-"""The error hierarchy of the service layer.
+"""The error types every layer raises and catches, at the bottom of the import graph.
 
-Services raise these; one handler in `app.main` turns each into the contract's JSON shape
-(`{"detail", "code", "request_id"}`) with the HTTP status carried by the class.
+The LXD client, the services and the routes raise these; one handler (`app.core.errors`) turns
+each into the contract's JSON shape (`{"detail", "code", "request_id"}`) with the HTTP status
+carried by the class. How an LXD reply becomes one of them is `app.lxd.errors`.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class AppError(Exception):
@@ -107,55 +109,6 @@ class LXDOperationFailed(LXDError):
     """A background operation ended in failure; the status follows LXD's reason."""
 
 
-_BY_STATUS: dict[int, type[LXDError]] = {
-    400: LXDBadRequest,
-    403: LXDForbidden,
-    404: LXDNotFound,
-    409: LXDConflict,
-    412: LXDPreconditionFailed,
-    501: LXDNotImplemented,
-}
-
-# LXD answers some client mistakes with a 500 (or reports them only as a failed operation's
-# `err`). These messages are about the request, not about LXD, so they are reported as what they
-# are. The one table of them: (pattern, error, the LXD version the message was seen on). Checked
-# in order; the first match wins. An LXD 5xx that matches none stays a 502 `lxd_error`.
-LXD_REQUEST_MISTAKES: tuple[tuple[str, type[LXDError], str], ...] = (
-    (r'is busy running a "?\w+"? operation', LXDConflict, "5.0.2: restore/state while stopping"),
-    (r"already exists|already in use", LXDConflict, "5.0.2: create with a taken name"),
-    (r"is in use|is currently in use|only empty", LXDConflict, "5.0.2: delete of a used object"),
-    (r"more than one .* matches", LXDConflict, "5.0.2: ambiguous image fingerprint prefix"),
-    (r"not found|no such object|doesn't exist|does not exist", LXDNotFound, "5.0.2"),
-    (r"not provided", LXDBadRequest, "5.0.2: Image not provided for instance creation"),
-    (
-        r"Unable to connect to|Failed getting remote image info",
-        LXDBadRequest,
-        "5.0.2: an image source server (the client's URL) that does not answer",
-    ),
-    (
-        r"invalid|failed to parse|unknown|not supported|isn't supported|must be|cannot|can't|"
-        r"is required|bad value|not allowed",
-        LXDBadRequest,
-        "5.0.2: config and device validation",
-    ),
-    (
-        r"is running|is not running|already running|already stopped|isn't running|not running",
-        LXDBadRequest,
-        "5.0.2: state changes that do not apply",
-    ),
-)
-_MESSAGE_RULES = tuple((re.compile(p, re.I), cls) for p, cls, _seen in LXD_REQUEST_MISTAKES)
-
-
-def error_from_lxd(status: int, message: str) -> LXDError:
-    """Build the typed error for an LXD error reply (or a failed operation's `err`)."""
-    detail = message or f"LXD answered with status {status}"
-    cls = _BY_STATUS.get(status)
-    if cls is None:
-        cls = next((rule for pattern, rule in _MESSAGE_RULES if pattern.search(detail)), LXDError)
-    return cls(detail)
-
-
 class PolicyViolation(AppError):
     """The operator policy refused a write (`app.auth.policy`): a 403 that lists every
     violation at once, `violations: [{field, reason}]`, next to the usual error fields."""
@@ -172,3 +125,47 @@ class PolicyViolation(AppError):
         )
         self.violations = violations
         self.body_extra = {"violations": violations}
+
+
+@contextmanager
+def reword_not_found(
+    what: str,
+    name: str,
+    *,
+    of: str | None = None,
+    in_project: str | None = None,
+    or_project: str | None = None,
+    hint: str | None = None,
+) -> Iterator[None]:
+    """Inside the block, LXD's 404 (which rarely says what was missing) names the object:
+    `with reword_not_found("Instance", name, in_project=project):` turns it into
+    "Instance 'web1' not found in project 'p'". `of` names the parent ("instance 'web1'"),
+    `hint` adds a reason in brackets. With `or_project`, a 404 in which LXD names the project
+    says the project is missing instead."""
+    try:
+        yield
+    except LXDNotFound as exc:
+        if or_project is not None and "project" in exc.detail.lower():
+            raise LXDNotFound(f"Project {or_project!r} not found") from exc
+        raise LXDNotFound(
+            not_found_detail(what, name, of=of, in_project=in_project, hint=hint)
+        ) from exc
+
+
+def not_found_detail(
+    what: str,
+    name: str,
+    *,
+    of: str | None = None,
+    in_project: str | None = None,
+    hint: str | None = None,
+) -> str:
+    detail = f"{what} {name!r}"
+    if of is not None:
+        detail += f" of {of}"
+    detail += " not found"
+    if in_project is not None:
+        detail += f" in project {in_project!r}"
+    if hint is not None:
+        detail += f" ({hint})"
+    return detail

@@ -4,13 +4,12 @@ One `LXDClient` lives for the whole process (made in the lifespan, closed on shu
 to LXD over its unix socket (local mode) or over HTTPS with a client certificate (remote mode)
 and knows nothing of users, roles or our own routes.
 
-Paths are always built by `lxd_path()` from validated, percent-encoded segments, so no input can
-reach an LXD endpoint other than the one the caller named.
+Paths are always built by `lxd_path()` (`app.lxd.paths`) from validated, percent-encoded
+segments, so no input can reach an LXD endpoint other than the one the caller named.
 """
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import time
@@ -18,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pydantic_core
@@ -27,14 +26,10 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from app.core.config import ConnectionMode, Settings
-from app.services.exceptions import (
-    InvalidNameError,
-    LXDBadGateway,
-    LXDTimeout,
-    LXDUnavailable,
-    error_from_lxd,
-)
-from app.services.lxd_stream import (
+from app.errors import LXDBadGateway, LXDTimeout, LXDUnavailable
+from app.lxd.errors import error_from_lxd, reason, transport_errors
+from app.lxd.operation import WRITE_WAIT, Operation
+from app.lxd.stream import (
     Connector,
     LXDDownload,
     open_download,
@@ -44,11 +39,6 @@ from app.services.lxd_stream import (
 
 log = structlog.get_logger(__name__)
 
-API_PREFIX = "/1.0"
-# Characters that never belong to one LXD path segment: separators, query/fragment markers,
-# percent (no double encoding games), backslash and control characters.
-_FORBIDDEN_IN_SEGMENT = re.compile(r"[/?#%\\\x00-\x1f\x7f]")
-MAX_SEGMENT_LENGTH = 255
 STREAM_CHUNK_SIZE = 1024 * 1024
 # The unix socket's send buffer (the kernel caps it at net.core.wmem_max): with 4 MiB instead
 # of ~200 KiB, a streamed file upload to LXD costs half the CPU (`bench/files.py`).
@@ -57,32 +47,19 @@ UDS_SOCKET_OPTIONS = [(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)]
 StreamedResponse = httpx.Response | LXDDownload
 
 
-def check_segment(value: str, *, what: str = "name") -> str:
-    """Refuse a value that could leave its path segment; return it unchanged otherwise."""
-    if not value or value in {".", ".."} or len(value) > MAX_SEGMENT_LENGTH:
-        raise InvalidNameError(f"Invalid {what}: {value[:80]!r}")
-    if _FORBIDDEN_IN_SEGMENT.search(value):
-        raise InvalidNameError(f"Invalid {what}: {value[:80]!r} contains a forbidden character")
-    return value
-
-
-def lxd_path(*segments: str) -> str:
-    """`lxd_path("instances", name, "state")` -> `/1.0/instances/<name>/state`, each segment
-    checked and percent-encoded."""
-    return API_PREFIX + "".join("/" + quote(check_segment(s), safe="") for s in segments)
-
-
 @dataclass(slots=True)
 class LXDResponse:
-    """One parsed LXD reply. For an async reply, `metadata` is the operation."""
+    """One parsed LXD reply. An async reply started `operation` (its `metadata` is the
+    operation as LXD first described it)."""
 
     type: str
     status_code: int
     metadata: Any
-    operation: str = ""
+    operation_url: str = ""
     etag: str | None = None
     location: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    operation: Operation | None = None
 
     @property
     def is_async(self) -> bool:
@@ -93,7 +70,20 @@ class LXDResponse:
         """The id of the operation an async reply started."""
         if isinstance(self.metadata, dict) and isinstance(self.metadata.get("id"), str):
             return str(self.metadata["id"])
-        return self.operation.rstrip("/").rsplit("/", 1)[-1]
+        return self.operation_url.rstrip("/").rsplit("/", 1)[-1]
+
+    async def wait(self, timeout: float = WRITE_WAIT, *, what: str | None = None) -> Any:
+        """The reply's outcome: a sync reply's metadata at once; for an async one, the
+        operation once it finished (`Operation.wait`: its failure raised, a timeout a 504)."""
+        if self.operation is not None:
+            return await self.operation.wait(timeout, what=what)
+        return self.metadata
+
+    def started(self) -> Operation:
+        """The operation an async reply started (LXDBadGateway if LXD answered at once)."""
+        if self.operation is None:
+            raise LXDBadGateway("LXD answered at once where it starts an operation")
+        return self.operation
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -194,25 +184,27 @@ class LXDClient:
         )
         began, status = time.perf_counter(), None
         try:
-            response = await self._http.request(
-                method,
-                path,
-                params=query,
-                json=json_body,
-                content=content,
-                headers=headers,
-                timeout=request_timeout,
-            )
+            with transport_errors(method, path):
+                response = await self._http.request(
+                    method,
+                    path,
+                    params=query,
+                    json=json_body,
+                    content=content,
+                    headers=headers,
+                    timeout=request_timeout,
+                )
             status = response.status_code
-        except httpx.TimeoutException as exc:
-            raise LXDTimeout(f"LXD did not answer {method} {path} in time") from exc
-        except (httpx.ConnectError, httpx.NetworkError, OSError) as exc:
-            raise LXDUnavailable(f"LXD is unreachable: {_reason(exc)}") from exc
-        except httpx.HTTPError as exc:
-            raise LXDBadGateway(f"LXD broke the connection: {_reason(exc)}") from exc
         finally:
             self._observe(method, path, status, began)
-        return self._parse(method, path, response)
+        reply = self._parse(method, path, response)
+        if reply.is_async:
+            reply.operation = Operation(self, reply.operation_id, reply.metadata)
+        return reply
+
+    def operation(self, operation_id: str) -> Operation:
+        """An operation named by its id, to `get`, `wait` on or `cancel`."""
+        return Operation(self, operation_id)
 
     def _observe(self, method: str, path: str, status: int | None, began: float) -> None:
         if self.observer is not None:
@@ -269,11 +261,28 @@ class LXDClient:
             type=kind,
             status_code=response.status_code,
             metadata=body.get("metadata"),
-            operation=operation,
+            operation_url=operation,
             etag=response.headers.get("etag"),
             location=response.headers.get("location"),
             headers=response.headers,
         )
+
+    async def get_list(
+        self, path: str, *, project: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """GET a collection and return its items. Read through `stream()` and parsed by
+        pydantic-core: for 50 instances that is half the CPU of `get()` (httpx's h11 body path),
+        and on two cores shared with LXD every millisecond of ours is latency
+        (`bench/list_overhead.py`)."""
+        async with self.stream(path, project=project, params=params) as response:
+            body = b"".join([chunk async for chunk in self.iter_bytes(response)])
+            status = response.status_code
+        reply = self._parse("GET", path, httpx.Response(status, content=body))
+        if reply.type != "sync":
+            raise LXDBadGateway(f"LXD sent a reply without its envelope for GET {path}")
+        if not isinstance(reply.metadata, list | None):
+            raise LXDBadGateway(f"LXD sent a list that is not a list for GET {path}")
+        return reply.metadata or []
 
     # --- streamed downloads -----------------------------------------------------------------
     @asynccontextmanager
@@ -299,12 +308,9 @@ class LXDClient:
         request = self._http.build_request("GET", path, params=query)
         began, status = time.perf_counter(), None
         try:
-            response = await self._http.send(request, stream=True)
+            with transport_errors("GET", path):
+                response = await self._http.send(request, stream=True)
             status = response.status_code
-        except httpx.TimeoutException as exc:
-            raise LXDTimeout(f"LXD did not answer GET {path} in time") from exc
-        except (httpx.ConnectError, httpx.NetworkError, OSError) as exc:
-            raise LXDUnavailable(f"LXD is unreachable: {_reason(exc)}") from exc
         finally:
             self._observe("GET", path, status, began)
         try:
@@ -345,13 +351,9 @@ class LXDClient:
             async for chunk in response.iter_raw(STREAM_CHUNK_SIZE, self.timeout):
                 yield chunk
             return
-        try:
+        with transport_errors("GET", str(response.request.url.path), midway=True):
             async for chunk in response.aiter_raw(STREAM_CHUNK_SIZE):
                 yield chunk
-        except httpx.TimeoutException as exc:
-            raise LXDTimeout("LXD stopped sending in the middle of a download") from exc
-        except httpx.HTTPError as exc:
-            raise LXDBadGateway(f"LXD broke off a download: {_reason(exc)}") from exc
 
     # --- websockets -------------------------------------------------------------------------
     async def websocket(
@@ -378,15 +380,10 @@ class LXDClient:
         except TimeoutError as exc:
             raise LXDTimeout("LXD did not accept the websocket in time") from exc
         except OSError as exc:
-            raise LXDUnavailable(f"LXD is unreachable: {_reason(exc)}") from exc
+            raise LXDUnavailable(f"LXD is unreachable: {reason(exc)}") from exc
         except InvalidStatus as exc:
             status = exc.response.status_code
             raise error_from_lxd(status, f"LXD refused the websocket (HTTP {status})") from exc
         except WebSocketException as exc:
             # The message could quote the URL, and with it a websocket secret: name the kind only.
             raise LXDBadGateway(f"LXD websocket handshake failed ({type(exc).__name__})") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text[:300]

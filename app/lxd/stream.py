@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.services.exceptions import LXDBadGateway, LXDTimeout, LXDUnavailable
+from app.errors import LXDBadGateway, LXDTimeout, LXDUnavailable
 
 MAX_HEAD = 64 * 1024
 MAX_ERROR_BODY = 1024 * 1024
