@@ -11,8 +11,8 @@ from app.core.config import Settings
 from app.services.exceptions import InvalidNameError, LXDNotFound
 from app.services.lxd_client import LXDClient, lxd_path
 from app.services.lxd_operations import wait_operation
-from tests.integration.conftest import delete_instance
-from tests.lxd_sandbox import LXDEnv
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import delete_instance
 
 
 @pytest.fixture
