@@ -22,13 +22,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support.auth import (  # noqa: F401 (unit tests still import them from here)
-    TEST_JWT_SECRET,
-    TEST_METRICS_TOKEN,
-    TEST_USER_PASSWORD,
-    AuthHelper,
-    auth_for,
-)
+from tests.support.auth import TEST_JWT_SECRET, TEST_METRICS_TOKEN, AuthHelper, auth_for
 from tests.support.fake_lxd import fake_lxd_handler
 from tests.support.lxd_sandbox import LXDEnv, find_lxd
 

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from app.services.exceptions import InvalidNameError
 from app.services.files import MAX_NAME_BYTES, MAX_PATH_BYTES, Owner, check_path
-from tests.conftest import auth_for
+from tests.support.auth import auth_for
+from tests.support.lxd_replies import error, sync
 
 URL = "/api/v1/instances/web1/files"
 FILES = "/1.0/instances/web1/files"
@@ -97,14 +98,6 @@ class Body(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         yield self.data
-
-
-def sync(metadata: Any = None) -> httpx.Response:
-    return httpx.Response(200, json={"type": "sync", "status_code": 200, "metadata": metadata})
-
-
-def error(status: int, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"type": "error", "error_code": status, "error": message})
 
 
 def meta(kind: str = "file", mode: str = "0644") -> dict[str, str]:

@@ -16,7 +16,8 @@ from app.services.exceptions import (
     LXDNotFound,
     error_from_lxd,
 )
-from tests.conftest import auth_for
+from tests.support.auth import auth_for
+from tests.support.lxd_replies import error
 
 
 @pytest.mark.parametrize(
@@ -76,7 +77,7 @@ async def test_non_ascii_if_match_is_a_412_before_lxd(
 
     def lxd(request: httpx.Request) -> httpx.Response:
         seen.append(f"{request.method} {request.url.path}")
-        return httpx.Response(500, json={"type": "error", "error": "unexpected", "error_code": 500})
+        return error(500, "unexpected")
 
     app = await make_unit_app(lxd_handler=lxd)
     auth = await auth_for(app)

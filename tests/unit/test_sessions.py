@@ -23,7 +23,8 @@ from app.api.websockets import CLOSE_TOO_MANY_SESSIONS
 from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, WebSocketAuthError
 from app.main import create_app
 from app.services import auth as auth_service
-from tests.conftest import AuthHelper, auth_for, fake_lxd_handler
+from tests.support.auth import AuthHelper, auth_for
+from tests.support.fake_lxd import fake_lxd_handler
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
