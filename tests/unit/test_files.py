@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from app.services.exceptions import InvalidNameError
 from app.services.files import MAX_NAME_BYTES, MAX_PATH_BYTES, Owner, check_path
 from tests.support.auth import auth_for
-from tests.support.lxd_replies import error, sync
+from tests.support.lxd_replies import error, sync, sync_body
 
 URL = "/api/v1/instances/web1/files"
 FILES = "/1.0/instances/web1/files"
@@ -130,7 +130,7 @@ class FakeFiles:
             return sync()
         if kind == "directory":
             names = [p.rsplit("/", 1)[1] for p in self.tree if posixpath.dirname(p) == path != p]
-            listing = json.dumps({"type": "sync", "metadata": names}).encode()
+            listing = json.dumps(sync_body(names)).encode()
             return httpx.Response(200, stream=Body(listing), headers=meta(kind))
         return httpx.Response(200, stream=Body(b"data"), headers=meta(kind))
 

@@ -15,6 +15,7 @@ from app.core.config import Settings
 from app.services import exceptions as exc
 from app.services.lxd_client import LXDClient, lxd_path
 from app.services.lxd_stream import LXDDownload
+from tests.support.lxd_replies import error_body
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 MiB = 1024 * 1024
@@ -140,7 +141,7 @@ async def test_body_until_eof(
 async def test_error_reply_is_typed(
     make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
-    error = json.dumps({"type": "error", "error": "not found", "error_code": 404}).encode()
+    error = json.dumps(error_body(404, "not found")).encode()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(reply_head(404, {"Content-Length": str(len(error))}) + error)
