@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.lxd_sandbox import LXDEnv
 from tests.support.raw_lxd import create_instance, delete_instance, raw_client
+from tests.support.waiting import caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -52,28 +53,6 @@ async def names(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
     finally:
         for name in created:
             await delete_instance(lxd_raw, name)
-
-
-async def caught_up(app: Any, raw: httpx.AsyncClient, name: str, project: str = "default") -> None:
-    """Wait until the app's read model has every LXD event sent so far (a change made straight
-    at LXD is in the API's reads once its event arrived: API.md, "Lists at scale"). LXD sends
-    events in order on one connection, so an event of our own making is the barrier: reading
-    the instance's metadata sends `instance-metadata-retrieved`."""
-    import asyncio
-
-    model = getattr(app.state, "read_model", None)
-    if model is None or not model.connected:
-        return
-    since = model.events
-    await raw.get(f"/1.0/instances/{name}/metadata", params={"project": project})
-
-    def arrived() -> bool:
-        new = list(model.recent)[-(model.events - since) :] if model.events > since else []
-        return (project, "instance-metadata-retrieved", name) in new
-
-    async with asyncio.timeout(10):
-        while not arrived():
-            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
