@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 * `make_settings(**overrides)`: test settings (a fresh SQLite file, a strong JWT secret).
-* `lxd_env`: the real LXD daemon for integration tests (see `tests/lxd_sandbox.py`).
+* `lxd_env`: the real LXD daemon for integration tests (see `tests/support/lxd_sandbox.py`).
 * `settings`, `app`, `client`: for integration tests, parametrized over both connection modes
   (`local` = unix socket, `remote` = mTLS on 127.0.0.1). Unit tests build their own app with a
   mocked LXD transport (`unit_app`).
@@ -22,9 +22,9 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.lxd_sandbox import LXDEnv, find_lxd
-
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
+from tests.support.auth import TEST_JWT_SECRET, TEST_METRICS_TOKEN, AuthHelper, auth_for
+from tests.support.fake_lxd import fake_lxd_handler
+from tests.support.lxd_sandbox import LXDEnv, find_lxd
 
 
 @pytest.fixture(scope="session")
@@ -91,64 +91,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 # --- auth helpers: users of each role in an app's database ------------------------------------
 # `auth_headers(role="admin")` -> {"Authorization": "Bearer <access token>"} and
-# `ws_token(role="admin")` -> "<access token>" (for `?token=`), for users `test-viewer`,
-# `test-operator` and `test-admin` created once per app. They use `unit_app` when the test uses
-# it (or `unit_client`), else the integration `app`. For an app of your own:
-# `auth = await auth_for(my_app)`, then `auth.headers("operator")`.
-# Leave these three users alone (no password/role changes): make your own users for that.
-TEST_USER_PASSWORD = "test-password-123"
-TEST_METRICS_TOKEN = "test-metrics-token-0123456789"  # the integration app's METRICS_TOKEN
-_test_password_hash: dict[str, str] = {}
-
-
-class AuthHelper:
-    def __init__(self, app: FastAPI, users: dict[str, tuple[int, int]]) -> None:
-        self.app = app
-        self.users = users  # role -> (user id, token version)
-
-    def token(self, role: str = "admin") -> str:
-        from app.core.security import create_token
-
-        user_id, version = self.users[role]
-        token, _ = create_token(
-            self.app.state.settings, user_id=user_id, token_version=version, kind="access"
-        )
-        return token
-
-    def headers(self, role: str = "admin") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(role)}"}
-
-    @staticmethod
-    def username(role: str) -> str:
-        return f"test-{role}"
-
-
-async def auth_for(app: FastAPI) -> AuthHelper:
-    """Create (once per app) the three test users and return the helper."""
-    from app.core.security import Role, hash_password
-    from app.db import crud
-
-    existing: AuthHelper | None = getattr(app.state, "test_auth", None)
-    if existing is not None:
-        return existing
-    if "hash" not in _test_password_hash:
-        _test_password_hash["hash"] = await hash_password(TEST_USER_PASSWORD)
-    users: dict[str, tuple[int, int]] = {}
-    async with app.state.db_sessionmaker() as session:
-        for role in Role:
-            name = AuthHelper.username(role.value)
-            user = await crud.get_user_by_username(session, name)
-            if user is None:
-                user = await crud.create_user(
-                    session, username=name, password_hash=_test_password_hash["hash"], role=role
-                )
-            users[role.value] = (user.id, user.token_version)
-        await session.commit()
-    helper = AuthHelper(app, users)
-    app.state.test_auth = helper
-    return helper
-
-
+# `ws_token(role="admin")` -> "<access token>" (for `?token=`), for the users of
+# `tests.support.auth`. They use `unit_app` when the test uses it (or `unit_client`), else the
+# integration `app`. For an app of your own: `auth = await auth_for(my_app)`.
 @pytest.fixture(scope="session")
 async def app_auth(app: FastAPI) -> AuthHelper:
     return await auth_for(app)
@@ -171,57 +116,6 @@ def ws_token(request: pytest.FixtureRequest) -> Callable[..., str]:
 
 
 # --- unit apps: no LXD, a mocked transport -----------------------------------------------------
-FAKE_LXD_SERVER: dict[str, Any] = {
-    "api_extensions": ["storage", "network", "projects"],
-    "api_status": "stable",
-    "api_version": "1.0",
-    "auth": "trusted",
-    "auth_methods": ["tls"],
-    "public": False,
-    "config": {"core.https_address": "[::]:8443", "core.trust_password": True},
-    "environment": {
-        "addresses": ["10.0.0.1:8443"],
-        "architectures": ["x86_64", "i686"],
-        "certificate": "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n",
-        "certificate_fingerprint": "f" * 64,
-        "driver": "lxc",
-        "driver_version": "5.0.3",
-        "firewall": "nftables",
-        "kernel": "Linux",
-        "kernel_architecture": "x86_64",
-        "kernel_features": {"netnsid_getifaddrs": "true", "seccomp_listener": "true"},
-        "kernel_version": "6.8.0-fake",
-        "lxc_features": {"cgroup2": "true"},
-        "os_name": "Ubuntu",
-        "os_version": "24.04",
-        "project": "default",
-        "server": "lxd",
-        "server_clustered": False,
-        "server_event_mode": "full-mesh",
-        "server_name": "fakehost",
-        "server_pid": 4242,
-        "server_version": "5.21.1",
-        "storage": "dir",
-        "storage_version": "1",
-        "storage_supported_drivers": [{"Name": "dir", "Version": "1", "Remote": False}],
-    },
-}
-
-
-def fake_lxd_handler(request: httpx.Request) -> httpx.Response:
-    """A tiny LXD: `GET /1.0` answers, everything else is LXD's 404."""
-    if request.method == "GET" and request.url.path in {"/1.0", "/1.0/"}:
-        body = {
-            "type": "sync",
-            "status": "Success",
-            "status_code": 200,
-            "metadata": FAKE_LXD_SERVER,
-        }
-        return httpx.Response(200, json=body)
-    error = {"type": "error", "error": "Not Found", "error_code": 404, "metadata": None}
-    return httpx.Response(404, json=error)
-
-
 @pytest.fixture
 async def make_unit_app(
     make_settings: Callable[..., Settings],

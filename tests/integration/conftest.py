@@ -1,7 +1,7 @@
 """Integration fixtures: everything here talks to the real LXD daemon.
 
-* `lxd_raw`: a plain httpx client on LXD's unix socket, independent of our code, to read back
-  what really changed in LXD.
+* `lxd_raw`: the raw LXD client (`tests.support.raw_lxd`), independent of our code, to read
+  back what really changed in LXD.
 * `unique(prefix)`: a fresh, valid LXD name.
 * `auth_headers(role)` (from the root conftest) for requests through the API.
 * `live_url`: the app served by uvicorn on 127.0.0.1 (per mode), for WebSocket tests.
@@ -12,12 +12,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.lxd_sandbox import LXDEnv
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import create_instance, delete_instance, raw_client
+from tests.support.waiting import caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -30,8 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 async def lxd_raw(lxd_env: LXDEnv) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.AsyncHTTPTransport(uds=lxd_env.socket_path)
-    async with httpx.AsyncClient(transport=transport, base_url="http://lxd", timeout=120) as raw:
+    async with raw_client(lxd_env.socket_path) as raw:
         yield raw
 
 
@@ -41,75 +41,6 @@ def unique() -> Callable[[str], str]:
         return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
     return make
-
-
-async def lxd_wait(raw: httpx.AsyncClient, reply: httpx.Response, timeout: int = 60) -> Any:
-    """Wait for the operation an async LXD reply started; return the finished operation."""
-    body = reply.json()
-    assert body["type"] == "async", body
-    done = await raw.get(f"{body['operation']}/wait", params={"timeout": timeout})
-    return done.json()["metadata"]
-
-
-async def create_instance(
-    raw: httpx.AsyncClient,
-    name: str,
-    *,
-    image: str,
-    project: str = "default",
-    start: bool = True,
-) -> None:
-    """Create (and start) a container straight through LXD, not through our API."""
-    body = {"name": name, "source": {"type": "image", "alias": image}}
-    reply = await raw.post("/1.0/instances", params={"project": project}, json=body)
-    op = await lxd_wait(raw, reply)
-    assert op["status"] == "Success", op
-    if start:
-        reply = await raw.put(
-            f"/1.0/instances/{name}/state", params={"project": project}, json={"action": "start"}
-        )
-        op = await lxd_wait(raw, reply)
-        assert op["status"] == "Success", op
-
-
-async def delete_instance(raw: httpx.AsyncClient, name: str, project: str = "default") -> None:
-    """Stop (hard) and delete an instance if it is still there."""
-    params = {"project": project}
-    reply = await raw.put(
-        f"/1.0/instances/{name}/state", params=params, json={"action": "stop", "force": True}
-    )
-    if reply.status_code == 202:
-        await lxd_wait(raw, reply)
-    reply = await raw.delete(f"/1.0/instances/{name}", params=params)
-    if reply.status_code == 202:
-        await lxd_wait(raw, reply)
-
-
-async def remove_project(raw: httpx.AsyncClient, name: str) -> None:
-    """Delete a test project and every instance in it, and check that it is gone."""
-    reply = await raw.get("/1.0/instances", params={"project": name})
-    for url in reply.json().get("metadata") or []:
-        # "/1.0/instances/web1?project=p": the name is the last path segment, without the query.
-        await delete_instance(raw, urlsplit(url).path.rsplit("/", 1)[-1], project=name)
-    await raw.delete(f"/1.0/projects/{name}")
-    gone = await raw.get(f"/1.0/projects/{name}")
-    assert gone.status_code == 404, f"project {name} left behind: {gone.text}"
-
-
-async def close_code(ws: Any, timeout: float = 10) -> int | None:
-    """Read (and drop) frames of a `websockets` client socket until the server closes it; its
-    close code. Longer than `timeout` seconds: TimeoutError."""
-    import asyncio
-
-    from websockets.exceptions import ConnectionClosed
-
-    async with asyncio.timeout(timeout):
-        try:
-            async for _ in ws:
-                pass
-        except ConnectionClosed:
-            pass
-    return int(ws.close_code) if ws.close_code is not None else None
 
 
 @pytest.fixture
@@ -122,28 +53,6 @@ async def names(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
     finally:
         for name in created:
             await delete_instance(lxd_raw, name)
-
-
-async def caught_up(app: Any, raw: httpx.AsyncClient, name: str, project: str = "default") -> None:
-    """Wait until the app's read model has every LXD event sent so far (a change made straight
-    at LXD is in the API's reads once its event arrived: API.md, "Lists at scale"). LXD sends
-    events in order on one connection, so an event of our own making is the barrier: reading
-    the instance's metadata sends `instance-metadata-retrieved`."""
-    import asyncio
-
-    model = getattr(app.state, "read_model", None)
-    if model is None or not model.connected:
-        return
-    since = model.events
-    await raw.get(f"/1.0/instances/{name}/metadata", params={"project": project})
-
-    def arrived() -> bool:
-        new = list(model.recent)[-(model.events - since) :] if model.events > since else []
-        return (project, "instance-metadata-retrieved", name) in new
-
-    async with asyncio.timeout(10):
-        while not arrived():
-            await asyncio.sleep(0.01)
 
 
 @pytest.fixture

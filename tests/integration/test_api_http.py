@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 
 from scripts.http_collection import load, substitute
-from tests.conftest import TEST_USER_PASSWORD
-from tests.integration.conftest import delete_instance
-from tests.lxd_sandbox import LXDEnv
+from tests.support.auth import TEST_USER_PASSWORD
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import delete_instance
 
 API_HTTP = Path(__file__).resolve().parents[2] / "api.http"
 # The names the scenario creates: made unique, so runs side by side never collide.

@@ -17,9 +17,10 @@ from sqlalchemy import update
 from websockets.asyncio.client import connect
 
 from app.db.models import ApiToken, utcnow
-from tests.conftest import TEST_USER_PASSWORD
-from tests.integration.conftest import close_code, create_instance, remove_project
-from tests.lxd_sandbox import LXDEnv
+from tests.support.auth import TEST_USER_PASSWORD
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import create_instance, remove_project
+from tests.support.ws import close_code
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.db.models import AuditEntry
-from tests.conftest import TEST_USER_PASSWORD
+from tests.support.auth import TEST_USER_PASSWORD
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.integration.conftest import close_code
+from tests.support.ws import close_code
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import TEST_USER_PASSWORD
+from tests.support.auth import TEST_USER_PASSWORD
 
 pytestmark = pytest.mark.integration
 

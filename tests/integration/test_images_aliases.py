@@ -1,5 +1,5 @@
 """Image aliases through the API against the real LXD (both modes), read back with `lxd_raw`,
-in a project of their own (see test_images.py)."""
+in a project of their own (see tests/support/images.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_images import (
-    Headers,
-    assert_error,
-    drop_image_project,
-    image_tarball,
-    import_image,
-    make_image_project,
-)
+from tests.support.api import Headers, assert_error
+from tests.support.images import drop_image_project, image_tarball, import_image, make_image_project
 
 API = "/api/v1/images/aliases"
 

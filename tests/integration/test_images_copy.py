@@ -24,17 +24,16 @@ from asgi_lifespan import LifespanManager
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import auth_for
-from tests.integration.test_images import (
-    Headers,
-    assert_error,
+from tests.support.api import Headers, assert_error
+from tests.support.auth import auth_for
+from tests.support.images import (
     drop_image_project,
     image_tarball,
     import_image,
     make_image_project,
     raw_image,
 )
-from tests.lxd_sandbox import REPO, LXDEnv, start_sandbox, stop_sandbox
+from tests.support.lxd_sandbox import REPO, LXDEnv, start_sandbox, stop_sandbox
 
 API = "/api/v1/images"
 REMOTE_DIR = REPO / ".sandbox" / "test-remote" / "lxd"

@@ -11,12 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_images import (
-    Headers,
-    assert_error,
-    drop_image_project,
-    make_image_project,
-)
+from tests.support.api import Headers, assert_error
+from tests.support.images import drop_image_project, make_image_project
 
 API = "/api/v1/images"
 

@@ -6,31 +6,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.conftest import create_instance, delete_instance
-from tests.lxd_sandbox import LXDEnv
+from tests.support.api import wait_ref
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import create_instance, delete_instance, lxd_instance
 
 API = "/api/v1/instances"
 Headers = Callable[..., dict[str, str]]
-
-
-async def wait_ref(raw: httpx.AsyncClient, reply: httpx.Response, timeout: int = 60) -> Any:
-    """Wait (straight on LXD) for the operation a 202 of ours points at."""
-    assert reply.status_code == 202, reply.text
-    ref = reply.json()
-    assert set(ref) == {"operation_id", "operation_url", "poll_url", "wait_url"}
-    assert ref["poll_url"] == f"/api/v1/operations/{ref['operation_id']}"
-    done = await raw.get(f"{ref['operation_url']}/wait", params={"timeout": timeout})
-    return done.json()["metadata"]
-
-
-async def lxd_instance(raw: httpx.AsyncClient, name: str, project: str = "default") -> Any:
-    reply = await raw.get(f"/1.0/instances/{name}", params={"project": project})
-    return reply.json() if reply.status_code == 200 else None
 
 
 # --- lists --------------------------------------------------------------------------------------

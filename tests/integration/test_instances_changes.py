@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.integration.test_instances import lxd_instance, wait_ref
+from tests.support.api import wait_ref
+from tests.support.raw_lxd import lxd_instance
 
 API = "/api/v1/instances"
 Headers = Callable[..., dict[str, str]]

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_instances import wait_ref
+from tests.support.api import wait_ref
 
 API = "/api/v1/instances"
 Headers = Callable[..., dict[str, str]]

@@ -10,8 +10,8 @@ import pytest
 from app.core.config import Settings
 from app.errors import InvalidNameError, LXDNotFound
 from app.lxd import LXDClient, lxd_path
-from tests.integration.conftest import delete_instance
-from tests.lxd_sandbox import LXDEnv
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import delete_instance
 
 
 @pytest.fixture

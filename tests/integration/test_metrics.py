@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from tests.conftest import TEST_METRICS_TOKEN, TEST_USER_PASSWORD
-from tests.integration.conftest import create_instance, remove_project
-from tests.lxd_sandbox import LXDEnv
+from tests.support.auth import TEST_METRICS_TOKEN, TEST_USER_PASSWORD
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import create_instance, remove_project
 
 pytestmark = pytest.mark.integration
 

@@ -26,8 +26,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.conftest import TEST_JWT_SECRET
-from tests.lxd_sandbox import REPO, LXDEnv
+from tests.support.auth import TEST_JWT_SECRET
+from tests.support.lxd_sandbox import REPO, LXDEnv
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))  # per operation and mode
 ADMIN = ("fuzz-admin", "fuzz-password-123")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.lxd_sandbox import LXDEnv
+from tests.support.lxd_sandbox import LXDEnv
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.lxd_sandbox import LXDEnv
+from tests.support.lxd_sandbox import LXDEnv
 
 API = "/api/v1/instances"
 CHECK = "/api/v1/policy/check"

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_USER_PASSWORD
-from tests.integration.conftest import delete_instance, lxd_wait, remove_project
-from tests.lxd_sandbox import LXDEnv
+from tests.support.auth import TEST_USER_PASSWORD
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import delete_instance, lxd_wait, remove_project
 
 API = "/api/v1/profiles"
 V1 = "/api/v1"

@@ -18,14 +18,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import TEST_USER_PASSWORD
-from tests.integration.conftest import (
-    close_code,
-    create_instance,
-    lxd_wait,
-    remove_project,
-)
-from tests.lxd_sandbox import LXDEnv
+from tests.support.auth import TEST_USER_PASSWORD
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import create_instance, lxd_wait, remove_project
+from tests.support.ws import close_code
 
 pytestmark = pytest.mark.integration
 

@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from tests.support.api import Headers, assert_error
+from tests.support.projects import make_project, new_name, raw_project, remove_projects
+
 API = "/api/v1/projects"
-Headers = Callable[..., dict[str, str]]
-
-
-def assert_error(reply: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert reply.status_code == status, reply.text
-    body = reply.json()
-    assert set(body) == {"detail", "code", "request_id"}, body
-    if code is not None:
-        assert body["code"] == code, body
-    return body
-
-
-async def raw_project(raw: httpx.AsyncClient, name: str) -> dict[str, Any] | None:
-    reply = await raw.get(f"/1.0/projects/{name}")
-    if reply.status_code == 404:
-        return None
-    assert reply.status_code == 200, reply.text
-    return dict(reply.json()["metadata"])
-
-
-async def remove_projects(raw: httpx.AsyncClient, names: list[str]) -> None:
-    """Remove whatever of `names` exists (with the profile tests put in them), and check."""
-    for name in names:
-        await raw.delete("/1.0/profiles/extra", params={"project": name})
-        await raw.delete(f"/1.0/projects/{name}")
-        assert await raw_project(raw, name) is None, f"project {name} left behind"
 
 
 @pytest.fixture
@@ -44,21 +20,6 @@ async def projects(lxd_raw: httpx.AsyncClient) -> AsyncIterator[list[str]]:
     names: list[str] = []
     yield names
     await remove_projects(lxd_raw, names)
-
-
-def new_name(projects: list[str], prefix: str = "tp") -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    projects.append(name)
-    return name
-
-
-async def make_project(
-    raw: httpx.AsyncClient, projects: list[str], config: dict[str, str] | None = None
-) -> str:
-    name = new_name(projects)
-    reply = await raw.post("/1.0/projects", json={"name": name, "config": config or {}})
-    assert reply.status_code == 201, reply.text
-    return name
 
 
 # --- create, read, list ------------------------------------------------------------------------

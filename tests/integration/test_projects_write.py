@@ -8,15 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.integration.test_projects import (
-    API,
-    Headers,
-    assert_error,
-    make_project,
-    new_name,
-    raw_project,
-    remove_projects,
-)
+from tests.support.api import Headers, assert_error
+from tests.support.projects import make_project, new_name, raw_project, remove_projects
+
+API = "/api/v1/projects"
 
 FEATURES = {"features.images", "features.profiles", "features.storage.volumes"}
 

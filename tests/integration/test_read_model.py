@@ -18,8 +18,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.services.readmodel import ReadModel
-from tests.integration.conftest import create_instance, delete_instance, lxd_wait
-from tests.lxd_sandbox import LXDEnv
+from tests.support.lxd_sandbox import LXDEnv
+from tests.support.raw_lxd import create_instance, delete_instance, lxd_wait
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.services.readmodel import ReadModel
-from tests.integration.conftest import caught_up
-from tests.lxd_sandbox import TEST_SANDBOX_PORT, LXDEnv, start_sandbox
+from tests.support.lxd_sandbox import TEST_SANDBOX_PORT, LXDEnv, start_sandbox
+from tests.support.waiting import caught_up
 
 pytestmark = pytest.mark.integration
 

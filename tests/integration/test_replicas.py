@@ -27,7 +27,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from app.db.migrations import MIGRATION_LOCK_KEY
-from tests.lxd_sandbox import REPO, LXDEnv
+from tests.support.lxd_sandbox import REPO, LXDEnv
 
 pytestmark = pytest.mark.integration
 

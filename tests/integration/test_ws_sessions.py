@@ -22,7 +22,7 @@ from websockets.protocol import State
 
 from app.core.security import create_token
 from app.db import crud
-from tests.integration.conftest import close_code
+from tests.support.ws import close_code
 
 pytestmark = pytest.mark.integration
 

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from app.api.deps import ProjectDep
 from app.core.config import Settings
 from app.main import create_app
+from tests.support.lxd_replies import sync
 
 SERVER_INFO = {
     "api_version": "1.0",
@@ -27,8 +28,7 @@ SERVER_INFO = {
 
 
 def lxd_up(request: httpx.Request) -> httpx.Response:
-    body = {"type": "sync", "status_code": 200, "metadata": SERVER_INFO}
-    return httpx.Response(200, json=body)
+    return sync(SERVER_INFO)
 
 
 async def call(app: FastAPI, method: str, url: str, **kwargs: object) -> httpx.Response:

@@ -34,7 +34,9 @@ from app.audit.chain import GENESIS_HASH, canonical_json, chain_hash, normalize
 from app.db.migrations import upgrade_to_head
 from app.db.models import AuditEntry
 from app.db.session import make_engine
-from tests.conftest import TEST_USER_PASSWORD, auth_for, fake_lxd_handler
+from tests.support.auth import TEST_USER_PASSWORD, auth_for
+from tests.support.fake_lxd import fake_lxd_handler
+from tests.support.lxd_replies import started, sync
 
 OP_ID = "0c0ffee0-1111-4222-8333-444455556666"
 AUDIT = "/api/v1/audit"
@@ -300,19 +302,12 @@ def operation_lxd(request: httpx.Request) -> httpx.Response:
         "err": "",
     }
     if request.method == "PUT" and request.url.path.endswith("/state"):
-        body = {
-            "type": "async",
-            "status": "Operation created",
-            "status_code": 100,
-            "operation": f"/1.0/operations/{OP_ID}",
-            "metadata": op,
-        }
-        return httpx.Response(202, json=body)
+        return started(op)
     if request.url.path == f"/1.0/operations/{OP_ID}":
-        return httpx.Response(200, json={"type": "sync", "status_code": 200, "metadata": op})
+        return sync(op)
     if request.url.path == "/1.0/operations":
         groups = {"running": [op]} if request.url.params.get("recursion") == "1" else {}
-        return httpx.Response(200, json={"type": "sync", "status_code": 200, "metadata": groups})
+        return sync(groups)
     return fake_lxd_handler(request)
 
 

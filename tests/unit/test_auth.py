@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.security import create_token
-from tests.conftest import TEST_JWT_SECRET, TEST_USER_PASSWORD
+from tests.support.auth import TEST_JWT_SECRET, TEST_USER_PASSWORD
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"

@@ -18,16 +18,10 @@ from app.errors import BadRequestError, ConflictError, LXDBadRequest, NotFoundEr
 from app.lxd import LXDClient
 from app.services import devices
 from app.services.devices import DeviceEdit, InstanceDevices, edit_devices
+from tests.support.lxd_replies import error, started, sync
 
 ROOT = {"type": "disk", "path": "/", "pool": "default"}
 DISK = {"type": "disk", "pool": "p", "source": "v1", "path": "/mnt"}
-
-
-def envelope(kind: str = "sync", **extra: Any) -> dict[str, Any]:
-    body = {"type": kind, "status": "Success", "status_code": 200, "operation": ""}
-    body.update({"error_code": 0, "error": "", "metadata": None})
-    body.update(extra)
-    return body
 
 
 @dataclass
@@ -59,15 +53,13 @@ class FakeInstance:
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if request.method == "GET" and path == "/1.0/instances/web1":
-            headers = {"ETag": f'"v{self.version}"'}
-            return httpx.Response(200, json=envelope(metadata=self.meta()), headers=headers)
+            return sync(self.meta(), etag=f'"v{self.version}"')
         if request.method == "PUT" and path == "/1.0/instances/web1":
             return self._put(request)
         if request.method == "GET" and path.startswith("/1.0/operations/"):
             op_id = path.split("/")[3]
-            return httpx.Response(200, json=envelope(metadata=self.ops[op_id]))
-        error = {"type": "error", "error": "not found", "error_code": 404}
-        return httpx.Response(404, json=error)
+            return sync(self.ops[op_id])
+        return error(404, "not found")
 
     def _put(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
@@ -75,11 +67,9 @@ class FakeInstance:
         self.if_match.append(request.headers.get("if-match"))
         fault = self.faults.pop(0) if self.faults else ""
         if fault == "412" or request.headers.get("if-match") != f'"v{self.version}"':
-            error = {"type": "error", "error": "ETag doesn't match", "error_code": 412}
-            return httpx.Response(412, json=error)
+            return error(412, "ETag doesn't match")
         if fault == "400":
-            error = {"type": "error", "error": "Invalid devices: bad", "error_code": 400}
-            return httpx.Response(400, json=error)
+            return error(400, "Invalid devices: bad")
         op_id = f"op{len(self.puts)}"
         if fault == "busy":
             err = "Failed to create instance update operation: A matching non-reusable operation"
@@ -89,10 +79,7 @@ class FakeInstance:
                 self.devices = body["devices"]
             self.version += 1
             self.ops[op_id] = {"id": op_id, "status": "Success", "status_code": 200, "err": ""}
-        reply = envelope(
-            "async", status_code=100, operation=f"/1.0/operations/{op_id}", metadata=self.ops[op_id]
-        )
-        return httpx.Response(202, json=reply)
+        return started(self.ops[op_id])
 
 
 @pytest.fixture(autouse=True)

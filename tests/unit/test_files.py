@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from app.errors import InvalidNameError
 from app.services.files import MAX_NAME_BYTES, MAX_PATH_BYTES, Owner, check_path
-from tests.conftest import auth_for
+from tests.support.auth import auth_for
+from tests.support.lxd_replies import error, sync, sync_body
 
 URL = "/api/v1/instances/web1/files"
 FILES = "/1.0/instances/web1/files"
@@ -99,14 +100,6 @@ class Body(httpx.AsyncByteStream):
         yield self.data
 
 
-def sync(metadata: Any = None) -> httpx.Response:
-    return httpx.Response(200, json={"type": "sync", "status_code": 200, "metadata": metadata})
-
-
-def error(status: int, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"type": "error", "error_code": status, "error": message})
-
-
 def meta(kind: str = "file", mode: str = "0644") -> dict[str, str]:
     return {"X-LXD-Type": kind, "X-LXD-Uid": "0", "X-LXD-Gid": "0", "X-LXD-Mode": mode}
 
@@ -137,7 +130,7 @@ class FakeFiles:
             return sync()
         if kind == "directory":
             names = [p.rsplit("/", 1)[1] for p in self.tree if posixpath.dirname(p) == path != p]
-            listing = json.dumps({"type": "sync", "metadata": names}).encode()
+            listing = json.dumps(sync_body(names)).encode()
             return httpx.Response(200, stream=Body(listing), headers=meta(kind))
         return httpx.Response(200, stream=Body(b"data"), headers=meta(kind))
 

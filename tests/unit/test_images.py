@@ -3,7 +3,6 @@ the settings, no traffic anywhere), and faults a real daemon will not produce on
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,55 +11,10 @@ import pytest
 
 from app.core.config import Settings
 from app.schemas.images import ImageCopy
-from tests.conftest import auth_for
+from tests.support.fake_lxd import FakeLXD, client_for
+from tests.support.lxd_replies import OP_ID, error, started, sync
 
 FP = "ab" * 32
-OP_ID = "0000-op"
-
-
-def sync(metadata: Any = None, status: int = 200, etag: str | None = None) -> httpx.Response:
-    body = {"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}
-    return httpx.Response(status, json=body, headers={"ETag": etag} if etag else {})
-
-
-def error(status: int, message: str) -> httpx.Response:
-    body = {"type": "error", "error": message, "error_code": status, "metadata": None}
-    return httpx.Response(status, json=body)
-
-
-def started() -> httpx.Response:
-    op = {"id": OP_ID, "class": "task", "status": "Running", "status_code": 103}
-    body = {"type": "async", "status_code": 100, "operation": f"/1.0/operations/{OP_ID}"}
-    return httpx.Response(202, json={**body, "metadata": op})
-
-
-class FakeLXD:
-    """Records requests; `routes[(method, path)]` answers them (else LXD's 404)."""
-
-    def __init__(self, routes: dict[tuple[str, str], Callable[[httpx.Request], httpx.Response]]):
-        self.routes = routes
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.routes.get((request.method, request.url.path))
-        return answer(request) if answer else error(404, "not found")
-
-    def sent(self, method: str, path: str) -> list[Any]:
-        return [
-            json.loads(r.content or b"null")
-            for r in self.requests
-            if (r.method, r.url.path) == (method, path)
-        ]
-
-
-async def client_for(
-    make_unit_app: Callable[..., Any], fake: FakeLXD, settings: Settings | None = None
-) -> tuple[httpx.AsyncClient, dict[str, str]]:
-    app = await make_unit_app(settings=settings, lxd_handler=fake)
-    auth = await auth_for(app)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-    return http, auth.headers("admin")
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.services.backups import archive_extension
-from tests.conftest import auth_for
+from tests.support.auth import auth_for
+from tests.support.lxd_replies import not_found, operation, started, sync
 
 CHUNK = 1024 * 1024
 CHUNKS = 64  # 64 MiB offered; a client that leaves early must not make us read it all
@@ -39,33 +40,8 @@ class TrackedStream(httpx.AsyncByteStream):
         self.closed = True
 
 
-def _sync(metadata: Any, status: int = 200) -> httpx.Response:
-    body = {"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}
-    return httpx.Response(status, json=body)
-
-
 def _async(op_id: str, description: str) -> httpx.Response:
-    op = {
-        "id": op_id,
-        "class": "task",
-        "description": description,
-        "status": "Running",
-        "status_code": 103,
-        "metadata": None,
-        "err": "",
-    }
-    body = {
-        "type": "async",
-        "status": "Operation created",
-        "status_code": 100,
-        "operation": f"/1.0/operations/{op_id}",
-        "metadata": op,
-    }
-    return httpx.Response(202, json=body, headers={"Location": f"/1.0/operations/{op_id}"})
-
-
-def _not_found() -> httpx.Response:
-    return httpx.Response(404, json={"type": "error", "error": "Not found", "error_code": 404})
+    return started(operation(op_id, description=description))
 
 
 async def _call(
@@ -128,7 +104,7 @@ async def test_export_closes_upstream_when_client_leaves(
                 },
                 stream=stream,
             )
-        return _not_found()
+        return not_found("Not found")
 
     app = await make_unit_app(lxd_handler=handler)
     auth = await auth_for(app)
@@ -175,9 +151,9 @@ def _create_handler(calls: list[str], *, create_status: str) -> Callable[..., ht
         path = request.url.path
         calls.append(f"{request.method} {path}")
         if request.method == "GET" and path == "/1.0/instances/web1":
-            return _not_found()
+            return not_found("Not found")
         if request.method == "GET" and path == "/1.0/projects/default":
-            return _sync({"name": "default"})
+            return sync({"name": "default"})
         if request.method == "POST" and path == "/1.0/instances":
             assert "start" not in json.loads(request.content)
             return _async("op-create", "Creating instance")
@@ -189,10 +165,10 @@ def _create_handler(calls: list[str], *, create_status: str) -> Callable[..., ht
                 "status_code": {"Failure": 400, "Running": 103}.get(create_status, 200),
                 "err": "Failed creating instance: disk full" if failed else "",
             }
-            return _sync(op)
+            return sync(op)
         if request.method == "PUT" and path == "/1.0/instances/web1/state":
             return _async("op-start", "Starting instance")
-        return _not_found()
+        return not_found("Not found")
 
     return handler
 

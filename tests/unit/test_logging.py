@@ -16,7 +16,7 @@ from starlette.datastructures import QueryParams
 from app.core.config import Settings
 from app.core.logging import is_secret_param, redact_query, redact_text
 from app.main import create_app
-from tests.conftest import fake_lxd_handler
+from tests.support.fake_lxd import fake_lxd_handler
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
 

@@ -12,20 +12,7 @@ import pytest
 from app import errors as exc
 from app.core.config import Settings
 from app.lxd import LXDClient, check_segment, lxd_path
-
-
-def envelope(kind: str = "sync", status: int = 200, **extra: Any) -> dict[str, Any]:
-    body = {
-        "type": kind,
-        "status": "Success",
-        "status_code": status,
-        "operation": "",
-        "error_code": 0,
-        "error": "",
-        "metadata": None,
-    }
-    body.update(extra)
-    return body
+from tests.support.lxd_replies import envelope
 
 
 def make_client(

@@ -10,7 +10,8 @@ import pytest
 
 from app.errors import LXDBadRequest, LXDConflict, LXDError, LXDNotFound
 from app.lxd import LXD_REQUEST_MISTAKES, error_from_lxd
-from tests.conftest import auth_for
+from tests.support.auth import auth_for
+from tests.support.lxd_replies import error
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ async def test_non_ascii_if_match_is_a_412_before_lxd(
 
     def lxd(request: httpx.Request) -> httpx.Response:
         seen.append(f"{request.method} {request.url.path}")
-        return httpx.Response(500, json={"type": "error", "error": "unexpected", "error_code": 500})
+        return error(500, "unexpected")
 
     app = await make_unit_app(lxd_handler=lxd)
     auth = await auth_for(app)

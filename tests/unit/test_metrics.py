@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from app.core.config import Settings
 from app.metrics import lxd_endpoint
-from tests.conftest import auth_for
+from tests.support.auth import auth_for
+from tests.support.lxd_replies import error, sync
 
 METRICS_TOKEN = "m" * 32
 V1 = "/api/v1"
@@ -54,14 +55,12 @@ def lxd(request: httpx.Request) -> httpx.Response:
     if path == "/1.0/metrics":
         return httpx.Response(200, stream=httpx.ByteStream(LXD_METRICS.encode()))
     if path == "/1.0/instances/web1":
-        body = {"type": "sync", "status_code": 200, "metadata": {"name": "web1", "config": {}}}
-        return httpx.Response(200, json=body)
+        return sync({"name": "web1", "config": {}})
     if path.startswith("/1.0/projects/"):
         name = path.rsplit("/", 1)[-1]
         meta = {"name": name, "config": {}, "description": "", "used_by": []}
-        return httpx.Response(200, json={"type": "sync", "metadata": meta})
-    error = {"type": "error", "error": "Not Found", "error_code": 404}
-    return httpx.Response(404, json=error)
+        return sync(meta)
+    return error(404, "Not Found")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.role_table import LOGIN, PUBLIC, ROLE_TABLE, expected_scope
+from tests.support.role_table import LOGIN, PUBLIC, ROLE_TABLE, expected_scope
 
 
 @pytest.fixture(scope="module")

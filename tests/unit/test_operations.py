@@ -10,31 +10,24 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import auth_for, fake_lxd_handler
+from tests.support.auth import auth_for
+from tests.support.fake_lxd import fake_lxd_handler
+from tests.support.lxd_replies import error, started, sync
+from tests.support.lxd_replies import operation as lxd_operation
 
 OP_ID = "11111111-2222-3333-4444-555555555555"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def sync(metadata: Any, status: int = 200) -> httpx.Response:
-    return httpx.Response(status, json={"type": "sync", "status_code": 200, "metadata": metadata})
-
-
-def error(code: int, message: str) -> httpx.Response:
-    body = {"type": "error", "error_code": code, "error": message, "metadata": None}
-    return httpx.Response(code, json=body)
-
-
 def operation(status: str = "Running", code: int = 103, **metadata: Any) -> dict[str, Any]:
-    return {
-        "id": OP_ID,
-        "class": "websocket",
-        "status": status,
-        "status_code": code,
-        "metadata": {"command": ["sh"], "fds": {"0": "s0", "control": "sc"}, **metadata},
-        "may_cancel": False,
-        "err": "",
-    }
+    """An exec operation (websocket class, its fds), `metadata` added to its metadata."""
+    return lxd_operation(
+        OP_ID,
+        status=status,
+        status_code=code,
+        op_class="websocket",
+        metadata={"command": ["sh"], "fds": {"0": "s0", "control": "sc"}, **metadata},
+    )
 
 
 @pytest.fixture
@@ -126,9 +119,7 @@ def exec_lxd(outputs: dict[str, str], seen: list[tuple[str, str]]) -> Handler:
         path = request.url.path
         seen.append((request.method, path))
         if request.method == "POST" and path == "/1.0/instances/web1/exec":
-            op = {**operation(), "class": "task", "metadata": None}
-            body = {"type": "async", "status_code": 100, "operation": f"/1.0/operations/{OP_ID}"}
-            return httpx.Response(202, json={**body, "metadata": op})
+            return started({**operation(), "class": "task", "metadata": None})
         if path == f"/1.0/operations/{OP_ID}/wait":
             done = operation("Success", 200, output=outputs, **{"return": 0})
             return sync({**done, "class": "task"})

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 
 from app.auth.policy import Policy, describe
 from app.core.config import Settings
-from tests.conftest import auth_for, fake_lxd_handler
+from tests.support.auth import auth_for
+from tests.support.fake_lxd import FakeLXD, fake_lxd_handler
+from tests.support.lxd_replies import sync
 
 POLICY = "/api/v1/policy"
 CHECK = "/api/v1/policy/check"
@@ -76,43 +78,23 @@ ALLOWED_BODY: dict[str, Any] = {
 }
 
 
-def _sync(metadata: Any) -> httpx.Response:
-    body = {"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}
-    return httpx.Response(200, json=body)
-
-
-class FakeLXD:
-    """Two instances and a managed bridge next to a host interface; records every request."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        self.calls.append(f"{request.method} {path}")
-        if request.method == "GET" and path == "/1.0/networks":
-            return _sync(
-                [
-                    {"name": MANAGED, "managed": True, "type": "bridge"},
-                    {"name": "eth0", "managed": False, "type": "physical"},
-                ]
-            )
-        if request.method == "GET" and path == "/1.0/instances/priv1":
-            return _sync(PRIVILEGED)
-        if request.method == "GET" and path == "/1.0/instances/web1":
-            return _sync(PLAIN)
-        if request.method == "GET" and path == "/1.0/instances/web1/snapshots/snap0":
-            return _sync({"name": "snap0", "config": {}, "devices": {}})
-        return fake_lxd_handler(request)
-
-    @property
-    def writes(self) -> list[str]:
-        return [call for call in self.calls if not call.startswith("GET ")]
-
-
 @pytest.fixture
 def fake() -> FakeLXD:
-    return FakeLXD()
+    """Two instances and a managed bridge next to a host interface; records every request."""
+    networks = [
+        {"name": MANAGED, "managed": True, "type": "bridge"},
+        {"name": "eth0", "managed": False, "type": "physical"},
+    ]
+    snapshot = {"name": "snap0", "config": {}, "devices": {}}
+    return FakeLXD(
+        {
+            ("GET", "/1.0/networks"): lambda _: sync(networks),
+            ("GET", "/1.0/instances/priv1"): lambda _: sync(PRIVILEGED),
+            ("GET", "/1.0/instances/web1"): lambda _: sync(PLAIN),
+            ("GET", "/1.0/instances/web1/snapshots/snap0"): lambda _: sync(snapshot),
+        },
+        fallback=fake_lxd_handler,
+    )
 
 
 @pytest.fixture
@@ -127,7 +109,7 @@ def call(
     ) -> httpx.Response:
         if policy not in apps:
             settings = make_settings(OPERATOR_POLICY=policy)
-            apps[policy] = await make_unit_app(settings=settings, lxd_handler=fake.handler)
+            apps[policy] = await make_unit_app(settings=settings, lxd_handler=fake)
         app = apps[policy]
         headers = (await auth_for(app)).headers(role)
         transport = httpx.ASGITransport(app=app)

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from app.services.profiles import instances_of
-from tests.conftest import auth_for
-from tests.unit.test_images import FakeLXD, error, sync
+from tests.support.auth import auth_for
+from tests.support.fake_lxd import FakeLXD
+from tests.support.lxd_replies import error, streamed, sync
 
 API = "/api/v1/profiles"
 PROFILE = {
@@ -26,12 +27,6 @@ IN_USE = {
     **PROFILE,
     "used_by": ["/1.0/instances/web1", "/1.0/instances/db%2D1?project=tenant-a"],
 }
-
-
-def streamed(metadata: Any) -> httpx.Response:
-    """A list answer as LXD streams it (a `json=` body would count as read already)."""
-    body = {"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}
-    return httpx.Response(200, stream=httpx.ByteStream(json.dumps(body).encode()))
 
 
 async def call(

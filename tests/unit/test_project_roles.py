@@ -3,7 +3,6 @@ every request, and the binding routes against a mocked LXD."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from fastapi import FastAPI
 from app.auth import access
 from app.core.security import Role
 from app.db.crud import get_standing, get_user_by_username
+from tests.support.lxd_replies import error, streamed
 
 V1 = "/api/v1"
 
@@ -74,28 +74,21 @@ async def test_standing_carries_the_bindings(
     assert await get_standing(unit_app.state.db_engine, 10**9) is None
 
 
-def _sync(metadata: Any) -> httpx.Response:
-    # A byte stream, as a socket gives it: the list routes stream LXD's answer.
-    body = json.dumps({"type": "sync", "metadata": metadata}).encode()
-    return httpx.Response(200, stream=httpx.ByteStream(body))
-
-
 def _lxd_with_projects(*names: str) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.startswith("/1.0/projects/") and path.rsplit("/", 1)[-1] in names:
             name = path.rsplit("/", 1)[-1]
             meta = {"name": name, "config": {}, "description": "", "used_by": []}
-            return _sync(meta)
+            return streamed(meta)
         if path == "/1.0/projects":
             meta = [{"name": n, "config": {}, "description": "", "used_by": []} for n in names]
             if request.url.params.get("recursion") == "0":
                 meta = [f"/1.0/projects/{n}" for n in names]
-            return _sync(meta)
+            return streamed(meta)
         if path == "/1.0/instances":
-            return _sync([])
-        error = {"type": "error", "error": "Not Found", "error_code": 404}
-        return httpx.Response(404, json=error)
+            return streamed([])
+        return error(404, "Not Found")
 
     return handler
 
@@ -107,7 +100,7 @@ async def tenant_app(make_unit_app: Callable[..., Any]) -> FastAPI:
 
 
 async def test_binding_routes_and_what_the_tenant_sees(tenant_app: FastAPI) -> None:
-    from tests.conftest import auth_for
+    from tests.support.auth import auth_for
 
     auth = await auth_for(tenant_app)
     admin, tenant = auth.headers("admin"), auth.headers("none")
@@ -171,7 +164,7 @@ async def test_a_none_user_may_still_manage_its_own_account(
 async def test_register_and_patch_take_the_role_none(
     unit_client: httpx.AsyncClient, unit_auth_headers: Callable[..., dict[str, str]]
 ) -> None:
-    from tests.conftest import TEST_USER_PASSWORD
+    from tests.support.auth import TEST_USER_PASSWORD
 
     admin = unit_auth_headers("admin")
     body = {"username": "tenant1", "password": TEST_USER_PASSWORD, "role": "none"}

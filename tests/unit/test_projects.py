@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from app.schemas.projects import ProjectCreate, ProjectPatch
-from tests.unit.test_images import FakeLXD, client_for, error, started, sync
+from tests.support.fake_lxd import FakeLXD, client_for
+from tests.support.lxd_replies import OP_ID, error, started, sync
 
-OP_ID = "0000-op"
 PROJECT = {
     "name": "p1",
     "description": "d",

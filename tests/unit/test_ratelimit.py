@@ -24,7 +24,7 @@ from app.core.ratelimit import (
     client_ip,
     storage_uri,
 )
-from tests.conftest import TEST_USER_PASSWORD, auth_for
+from tests.support.auth import TEST_USER_PASSWORD, auth_for
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"

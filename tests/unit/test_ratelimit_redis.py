@@ -18,7 +18,7 @@ from limits.errors import StorageError
 
 from app.core.config import Settings
 from app.core.ratelimit import LimiterUnavailable, LoginLimits, RateLimiter, storage_kind
-from tests.conftest import TEST_USER_PASSWORD, auth_for
+from tests.support.auth import TEST_USER_PASSWORD, auth_for
 
 LOGIN = "/api/v1/auth/login"
 

@@ -5,7 +5,6 @@ the overlap really happens; a cancelled request cancels the pending check."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, cast
 
@@ -20,6 +19,7 @@ from app.core.security import Role, create_token
 from app.db import crud
 from app.db.crud import Standing
 from app.db.models import User
+from tests.support.lxd_replies import error, streamed
 
 SECRET_NAME = "c-secret-data"
 INSTANCES = "/api/v1/instances"
@@ -32,11 +32,8 @@ def _lxd(seen: list[str]) -> Callable[[httpx.Request], Awaitable[httpx.Response]
         seen.append(request.url.path)
         if request.url.path == "/1.0/instances":
             metadata: Any = [{"name": SECRET_NAME, "status": "Running"}]
-            body = {"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}
-            # A stream, as from a socket (a `json=` body counts as read already).
-            return httpx.Response(200, stream=httpx.ByteStream(json.dumps(body).encode()))
-        error = {"type": "error", "error": "Instance not found", "error_code": 404}
-        return httpx.Response(404, json=error)
+            return streamed(metadata)
+        return error(404, "Instance not found")
 
     return handler
 
@@ -158,7 +155,7 @@ def test_only_json_reads_overlap_the_check() -> None:
     """`ViewerRead` sits on GET routes only, and not on the streamed ones (log files)."""
     from app.core.config import Settings
     from app.main import create_app
-    from tests.unit.test_role_table import iter_routes
+    from tests.support.routes import iter_routes
 
     def uses_read_access(dependant: Any) -> bool:
         return isinstance(dependant.call, deps.ReadAccess) or any(

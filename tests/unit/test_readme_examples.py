@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import auth_for, fake_lxd_handler
+from tests.support.auth import auth_for
+from tests.support.fake_lxd import fake_lxd_handler
+from tests.support.lxd_replies import error
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -61,8 +63,7 @@ def stub_lxd(request: httpx.Request) -> httpx.Response:
     """Answers `GET /1.0`; refuses everything else with a message no route of ours uses."""
     if request.url.path == "/1.0":
         return fake_lxd_handler(request)
-    body = {"type": "error", "error": "refused by the stub", "error_code": 400}
-    return httpx.Response(400, json=body)
+    return error(400, "refused by the stub")
 
 
 async def test_every_readme_example_fits_its_route(make_unit_app: Callable[..., Any]) -> None:

@@ -1,4 +1,4 @@
-"""Every route has a role, and it is API.md's (see `tests/role_table.py`).
+"""Every route has a role, and it is API.md's (see `tests/support/role_table.py`).
 
 1. Static: each route of the app is in the table, and the least role its dependencies declare
    (`require_role(...)`/`require_ws_role(...)` carry `.min_role`) equals the table's.
@@ -14,31 +14,26 @@ from __future__ import annotations
 import re
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import fastapi.routing
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.exceptions import StarletteDeprecationWarning
-from starlette.routing import Mount, Route
 from starlette.websockets import WebSocketDisconnect
 
 from app.core.security import Role
 from app.main import create_app
-from tests.conftest import auth_for, fake_lxd_handler
-from tests.role_table import LOGIN, PUBLIC, ROLE_LEVELS, ROLE_TABLE, expected_scope
+from tests.support.auth import auth_for
+from tests.support.fake_lxd import fake_lxd_handler
+from tests.support.role_table import LOGIN, PUBLIC, ROLE_LEVELS, ROLE_TABLE, expected_scope
+from tests.support.routes import iter_routes
 
 with warnings.catch_warnings():  # Starlette would like httpx2 under its TestClient
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
-
-# FastAPI >= 0.16x keeps included routers lazily (`app.routes` holds them unexpanded);
-# `iter_route_contexts` walks them. Older FastAPI: `app.routes` is already flat.
-_iter_route_contexts: Any = getattr(fastapi.routing, "iter_route_contexts", None)
 
 DUMMY_PARAMS = {
     "name": "a1",
@@ -56,24 +51,6 @@ DUMMY_PARAMS = {
     "username": "someone",
     "token_id": "tok_0123456789abcdef",
 }
-
-
-def iter_routes(app: FastAPI) -> Iterator[tuple[str, str, Dependant | None]]:
-    """(method or "WS", path template, dependant) for every route the app serves."""
-    contexts: Any = _iter_route_contexts(app.routes) if _iter_route_contexts else app.routes
-    for ctx in contexts:
-        original = getattr(ctx, "original_route", ctx)
-        path = getattr(ctx, "path_format", None) or ctx.path
-        dependant = getattr(ctx, "dependant", None) or getattr(original, "dependant", None)
-        if isinstance(original, APIWebSocketRoute):
-            yield "WS", path, dependant
-        elif isinstance(original, Mount):  # /static: the docs' assets, files only
-            yield "GET", path, None
-        elif isinstance(original, APIRoute | Route):
-            for method in sorted(set(ctx.methods or ()) - {"HEAD"}):
-                yield method, path, dependant
-        else:
-            raise AssertionError(f"unexpected route type {type(original).__name__} at {path}")
 
 
 def _requirements(dependant: Dependant | None) -> list[tuple[Role, str]]:
@@ -130,7 +107,7 @@ def test_every_route_is_in_the_table_with_its_role(listed_app: FastAPI) -> None:
         actual = declared_role(dependant)
         if actual != expected:
             wrong.append(f"{method} {path}: declares {actual}, API.md says {expected}")
-    assert not missing, "routes missing from tests/role_table.py:\n" + "\n".join(missing)
+    assert not missing, "routes missing from tests/support/role_table.py:\n" + "\n".join(missing)
     assert not wrong, "routes with the wrong role:\n" + "\n".join(wrong)
 
 

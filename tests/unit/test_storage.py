@@ -12,18 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from app.schemas.storage import VolumeCreate, VolumeResize, config_strings
-from tests.conftest import auth_for
+from tests.support.auth import auth_for
+from tests.support.lxd_replies import error, sync
 
 Handler = Callable[[httpx.Request], httpx.Response]
-
-
-def ok(metadata: Any = None, status: int = 200) -> httpx.Response:
-    body = {"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}
-    return httpx.Response(status, json=body)
-
-
-def err(code: int, message: str) -> httpx.Response:
-    return httpx.Response(code, json={"type": "error", "error": message, "error_code": code})
 
 
 async def call(
@@ -81,9 +73,9 @@ async def test_bad_size_never_reaches_lxd(make_unit_app: Callable[..., Any]) -> 
 async def test_volume_in_use_is_409_naming_users(make_unit_app: Callable[..., Any]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "DELETE":
-            return err(400, "The storage volume is still in use")
+            return error(400, "The storage volume is still in use")
         used_by = ["/1.0/instances/web1", "/1.0/profiles/shared"]
-        return ok({"name": "v", "used_by": used_by})
+        return sync({"name": "v", "used_by": used_by})
 
     reply = await call(make_unit_app, handler, "DELETE", "/api/v1/storage/pools/p/volumes/v")
     assert reply.status_code == 409
@@ -94,7 +86,7 @@ async def test_volume_in_use_is_409_naming_users(make_unit_app: Callable[..., An
 
 async def test_pool_source_missing_is_400(make_unit_app: Callable[..., Any]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return err(500, "Source path '/nope' doesn't exist")
+        return error(500, "Source path '/nope' doesn't exist")
 
     body = {"name": "p1", "driver": "dir", "config": {"source": "/nope"}}
     reply = await call(make_unit_app, handler, "POST", "/api/v1/storage/pools", body)
@@ -104,7 +96,7 @@ async def test_pool_source_missing_is_400(make_unit_app: Callable[..., Any]) -> 
 
 async def test_network_duplicate_400_is_409(make_unit_app: Callable[..., Any]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return err(400, "The network already exists")
+        return error(400, "The network already exists")
 
     reply = await call(make_unit_app, handler, "POST", "/api/v1/networks", {"name": "br1"})
     assert reply.status_code == 409
@@ -117,8 +109,8 @@ async def test_leases_of_a_host_interface(
 ) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/leases") or managed is None:
-            return err(404, "Network not found")
-        return ok({"name": "eth0", "managed": managed, "type": "physical"})
+            return error(404, "Network not found")
+        return sync({"name": "eth0", "managed": managed, "type": "physical"})
 
     reply = await call(make_unit_app, handler, "GET", "/api/v1/networks/eth0/leases")
     assert reply.status_code == status
@@ -137,7 +129,7 @@ async def test_lxd_unreachable_is_503(make_unit_app: Callable[..., Any]) -> None
 
 async def test_block_volume_shrink_500_is_400(make_unit_app: Callable[..., Any]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return err(500, "Block volumes cannot be shrunk: Cannot be shrunk")
+        return error(500, "Block volumes cannot be shrunk: Cannot be shrunk")
 
     reply = await call(
         make_unit_app, handler, "POST", "/api/v1/storage/pools/p/volumes/v/resize", {"size": "1MiB"}

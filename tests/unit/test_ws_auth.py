@@ -15,7 +15,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import WSOperatorUser, WSViewerUser
 from app.main import create_app
-from tests.conftest import AuthHelper, auth_for, fake_lxd_handler
+from tests.support.auth import AuthHelper, auth_for
+from tests.support.fake_lxd import fake_lxd_handler
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TEST_SANDBOX_DIR = REPO / ".sandbox" / "test" / "lxd"
 # Its HTTPS port; another checkout testing on the same machine sets LXD_TEST_SANDBOX_PORT.
 TEST_SANDBOX_PORT = os.environ.get("LXD_TEST_SANDBOX_PORT", "18543")

@@ -11,64 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.server import Server, ServerConnection, unix_serve
 
 from app.core.config import Settings
 from app.errors import LXDUnavailable
 from app.lxd import LXDClient
 from app.services.events import EventHub, parse_types, scrub_event
-
-
-class FakeLXD:
-    """LXD's `/1.0/events` endpoint, as far as the hub can tell."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.server: Server | None = None
-        self.connections: list[ServerConnection] = []
-        self.requests: list[str] = []
-        self.total_connects = 0
-
-    async def start(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.server = await unix_serve(self._handler, str(self.path), ping_interval=None)
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-        self.server = None
-
-    async def _handler(self, connection: ServerConnection) -> None:
-        self.connections.append(connection)
-        self.total_connects += 1
-        self.requests.append(connection.request.path if connection.request else "")
-        try:
-            await connection.wait_closed()
-        finally:
-            self.connections.remove(connection)
-
-    async def send(self, text: str) -> None:
-        for connection in list(self.connections):
-            await connection.send(text)
-
-
-def event(n: int, pad: int = 0, **extra: Any) -> str:
-    body = {
-        "type": "lifecycle",
-        "timestamp": "2026-01-01T00:00:00Z",
-        "metadata": {"action": "instance-started", "n": n, "sent": time.monotonic()},
-        "location": "none",
-        "project": "default",
-        "pad": "x" * pad,
-        **extra,
-    }
-    return json.dumps(body)
+from tests.support.fake_lxd import FakeEventStream, event
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
-async def fake_lxd(tmp_path: Path) -> AsyncIterator[FakeLXD]:
-    fake = FakeLXD(tmp_path / "lxd.socket")
+async def lxd_events(tmp_path: Path) -> AsyncIterator[FakeEventStream]:
+    fake = FakeEventStream(tmp_path / "lxd.socket")
     await fake.start()
     try:
         yield fake
@@ -79,12 +33,12 @@ async def fake_lxd(tmp_path: Path) -> AsyncIterator[FakeLXD]:
 
 @pytest.fixture
 async def make_hub(
-    make_settings: Callable[..., Settings], fake_lxd: FakeLXD
+    make_settings: Callable[..., Settings], lxd_events: FakeEventStream
 ) -> AsyncIterator[Callable[..., EventHub]]:
     made: list[tuple[EventHub, LXDClient]] = []
 
     def build(**options: Any) -> EventHub:
-        lxd = LXDClient(make_settings(LXD_SOCKET_PATH=str(fake_lxd.path), LXD_TIMEOUT=5))
+        lxd = LXDClient(make_settings(LXD_SOCKET_PATH=str(lxd_events.path), LXD_TIMEOUT=5))
         hub = EventHub(lxd, **{"backoff_initial": 0.05, "backoff_max": 0.2, **options})
         made.append((hub, lxd))
         return hub
@@ -95,49 +49,43 @@ async def make_hub(
         await lxd.close()
 
 
-async def wait_until(check: Callable[[], bool], timeout: float = 5) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
-
-
 async def test_subscribers_share_one_upstream_per_project_and_types(
-    make_hub: Callable[..., EventHub], fake_lxd: FakeLXD
+    make_hub: Callable[..., EventHub], lxd_events: FakeEventStream
 ) -> None:
     hub = make_hub()
     async with (
         hub.subscribe(project="default", types=["operation", "lifecycle"]) as one,
         hub.subscribe(project="default", types=["lifecycle", "operation"]) as two,
     ):
-        assert fake_lxd.total_connects == 1
-        assert "type=lifecycle%2Coperation" in fake_lxd.requests[0]
-        assert "project=default" in fake_lxd.requests[0]
-        await fake_lxd.send(event(1))
+        assert lxd_events.total_connects == 1
+        assert "type=lifecycle%2Coperation" in lxd_events.requests[0]
+        assert "project=default" in lxd_events.requests[0]
+        await lxd_events.send(event(1))
         assert json.loads(await asyncio.wait_for(one.get(), 2))["metadata"]["n"] == 1  # type: ignore[arg-type]
         assert json.loads(await asyncio.wait_for(two.get(), 2))["metadata"]["n"] == 1  # type: ignore[arg-type]
         (upstream,) = hub.state()["upstreams"]
         assert upstream["subscribers"] == 2
         assert upstream["connects"] == 1
         async with hub.subscribe(project="other", types=["lifecycle"]):
-            assert fake_lxd.total_connects == 2
+            assert lxd_events.total_connects == 2
             assert len(hub.state()["upstreams"]) == 2
-        await wait_until(lambda: len(fake_lxd.connections) == 1)
+        await wait_until(lambda: len(lxd_events.connections) == 1)
     assert hub.state() == {"upstreams": []}
-    await wait_until(lambda: not fake_lxd.connections)
+    await wait_until(lambda: not lxd_events.connections)
 
 
 async def test_events_pass_through_unchanged(
-    make_hub: Callable[..., EventHub], fake_lxd: FakeLXD
+    make_hub: Callable[..., EventHub], lxd_events: FakeEventStream
 ) -> None:
     hub = make_hub()
     async with hub.subscribe(project="default", types=["lifecycle"]) as sub:
         text = event(7, pad=10) + " "  # even the formatting of LXD's frame is kept
-        await fake_lxd.send(text)
+        await lxd_events.send(text)
         assert await asyncio.wait_for(sub.get(), 2) == text
 
 
 async def test_slow_subscriber_is_cut_without_delaying_the_fast_one(
-    make_hub: Callable[..., EventHub], fake_lxd: FakeLXD
+    make_hub: Callable[..., EventHub], lxd_events: FakeEventStream
 ) -> None:
     hub = make_hub(queue_size=50)
     delays: list[float] = []
@@ -154,7 +102,7 @@ async def test_slow_subscriber_is_cut_without_delaying_the_fast_one(
     ):
         reader = asyncio.create_task(consume(fast))
         for n in range(count):
-            await fake_lxd.send(event(n))
+            await lxd_events.send(event(n))
             if n % 20 == 0:
                 await asyncio.sleep(0)  # a stream, not one burst
         await asyncio.wait_for(reader, 10)
@@ -167,29 +115,29 @@ async def test_slow_subscriber_is_cut_without_delaying_the_fast_one(
 
 
 async def test_restarted_upstream_reconnects_and_subscribers_stay(
-    make_hub: Callable[..., EventHub], fake_lxd: FakeLXD
+    make_hub: Callable[..., EventHub], lxd_events: FakeEventStream
 ) -> None:
     hub = make_hub()
     async with hub.subscribe(project="default", types=["lifecycle"]) as sub:
-        await fake_lxd.send(event(1))
+        await lxd_events.send(event(1))
         assert json.loads(await asyncio.wait_for(sub.get(), 2))["metadata"]["n"] == 1  # type: ignore[arg-type]
-        await fake_lxd.stop()
+        await lxd_events.stop()
         await wait_until(lambda: not hub.state()["upstreams"][0]["connected"])
         await asyncio.sleep(0.3)  # a few failed attempts while LXD is away
-        await fake_lxd.start()
+        await lxd_events.start()
         await wait_until(lambda: hub.state()["upstreams"][0]["connected"])
         assert hub.state()["upstreams"][0]["connects"] == 2
         assert hub.state()["upstreams"][0]["subscribers"] == 1
-        await fake_lxd.send(event(2))
+        await lxd_events.send(event(2))
         assert json.loads(await asyncio.wait_for(sub.get(), 2))["metadata"]["n"] == 2  # type: ignore[arg-type]
         assert not sub.cut.is_set()
 
 
 async def test_first_subscriber_hears_that_lxd_is_away(
-    make_hub: Callable[..., EventHub], fake_lxd: FakeLXD
+    make_hub: Callable[..., EventHub], lxd_events: FakeEventStream
 ) -> None:
     hub = make_hub()
-    await fake_lxd.stop()
+    await lxd_events.stop()
     with pytest.raises(LXDUnavailable):
         async with hub.subscribe(project="default", types=["lifecycle"]):
             pass
@@ -197,15 +145,15 @@ async def test_first_subscriber_hears_that_lxd_is_away(
 
 
 async def test_close_ends_every_subscription(
-    make_hub: Callable[..., EventHub], fake_lxd: FakeLXD
+    make_hub: Callable[..., EventHub], lxd_events: FakeEventStream
 ) -> None:
     hub = make_hub()
     async with hub.subscribe(project="default", types=["lifecycle"]) as sub:
-        await fake_lxd.send(event(1))
+        await lxd_events.send(event(1))
         await wait_until(lambda: sub.queue.qsize() == 1)
         await hub.close()
         assert await asyncio.wait_for(sub.get(), 2) is None
-    await wait_until(lambda: not fake_lxd.connections)
+    await wait_until(lambda: not lxd_events.connections)
 
 
 def test_parse_types() -> None:

@@ -21,8 +21,10 @@ from websockets.exceptions import ConnectionClosed
 
 from app.core.config import Settings
 from app.services.events import EventHub
-from tests.conftest import auth_for, fake_lxd_handler
-from tests.unit.test_events import FakeLXD, event, wait_until
+from tests.support.auth import auth_for
+from tests.support.fake_lxd import FakeEventStream, event, fake_lxd_handler
+from tests.support.lxd_replies import sync
+from tests.support.waiting import wait_until
 
 
 def lxd_handler(request: httpx.Request) -> httpx.Response:
@@ -31,14 +33,13 @@ def lxd_handler(request: httpx.Request) -> httpx.Response:
         "/1.0/projects/default",
         "/1.0/projects/other",
     }:
-        body = {"type": "sync", "status_code": 200, "metadata": {"name": "default"}}
-        return httpx.Response(200, json=body)
+        return sync({"name": "default"})
     return fake_lxd_handler(request)
 
 
 @pytest.fixture
-async def fake_lxd(tmp_path: Path) -> AsyncIterator[FakeLXD]:
-    fake = FakeLXD(tmp_path / "lxd.socket")
+async def lxd_events(tmp_path: Path) -> AsyncIterator[FakeEventStream]:
+    fake = FakeEventStream(tmp_path / "lxd.socket")
     await fake.start()
     try:
         yield fake
@@ -51,10 +52,10 @@ async def fake_lxd(tmp_path: Path) -> AsyncIterator[FakeLXD]:
 async def served(
     make_unit_app: Callable[..., Any],
     make_settings: Callable[..., Settings],
-    fake_lxd: FakeLXD,
+    lxd_events: FakeEventStream,
 ) -> AsyncIterator[tuple[FastAPI, str]]:
     # The read model off: it would hold an event connection of its own to the fake LXD.
-    settings = make_settings(LXD_SOCKET_PATH=str(fake_lxd.path), LXD_TIMEOUT=5, READ_MODEL=False)
+    settings = make_settings(LXD_SOCKET_PATH=str(lxd_events.path), LXD_TIMEOUT=5, READ_MODEL=False)
     app: FastAPI = await make_unit_app(settings=settings, lxd_handler=lxd_handler)
     await app.state.event_hub.close()
     app.state.event_hub = EventHub(
@@ -91,7 +92,7 @@ async def drain(ws: ClientConnection) -> int:
 
 
 async def test_slow_client_is_closed_1013_and_fast_one_gets_everything(
-    served: tuple[FastAPI, str], fake_lxd: FakeLXD
+    served: tuple[FastAPI, str], lxd_events: FakeEventStream
 ) -> None:
     app, base = served
     token = (await auth_for(app)).token("viewer")
@@ -117,7 +118,7 @@ async def test_slow_client_is_closed_1013_and_fast_one_gets_everything(
 
     reader = asyncio.create_task(read_fast())
     for n in range(count):
-        await fake_lxd.send(event(n, pad=16_000))
+        await lxd_events.send(event(n, pad=16_000))
         if n % 10 == 0:
             await asyncio.sleep(0)
     await asyncio.wait_for(reader, 30)
@@ -136,19 +137,19 @@ async def test_slow_client_is_closed_1013_and_fast_one_gets_everything(
 
 
 async def test_subscriber_stays_connected_while_lxd_restarts(
-    served: tuple[FastAPI, str], fake_lxd: FakeLXD
+    served: tuple[FastAPI, str], lxd_events: FakeEventStream
 ) -> None:
     app, base = served
     token = (await auth_for(app)).token("viewer")
     ws = await subscribe(base, f"token={token}&type=lifecycle")
-    await wait_until(lambda: len(fake_lxd.connections) == 1)
-    await fake_lxd.send(event(1))
+    await wait_until(lambda: len(lxd_events.connections) == 1)
+    await lxd_events.send(event(1))
     assert json.loads(await asyncio.wait_for(ws.recv(), 5))["metadata"]["n"] == 1
-    await fake_lxd.stop()
+    await lxd_events.stop()
     await asyncio.sleep(0.3)
-    await fake_lxd.start()
-    await wait_until(lambda: len(fake_lxd.connections) == 1)
-    await fake_lxd.send(event(2))
+    await lxd_events.start()
+    await wait_until(lambda: len(lxd_events.connections) == 1)
+    await lxd_events.send(event(2))
     assert json.loads(await asyncio.wait_for(ws.recv(), 5))["metadata"]["n"] == 2
     assert app.state.event_hub.state()["upstreams"][0]["connects"] == 2
     await ws.close()
@@ -176,10 +177,10 @@ async def test_refusals(
 
 
 async def test_lxd_away_at_subscribe_closes_1011(
-    served: tuple[FastAPI, str], fake_lxd: FakeLXD
+    served: tuple[FastAPI, str], lxd_events: FakeEventStream
 ) -> None:
     app, base = served
-    await fake_lxd.stop()
+    await lxd_events.stop()
     ws = await subscribe(base, f"token={(await auth_for(app)).token('viewer')}")
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 10)

@@ -14,7 +14,7 @@ from app.core.config import Settings
 from app.main import create_app
 from scripts import build_postman
 from scripts.http_collection import load, substitute
-from tests.collections import app_routes, match_route, request_path
+from tests.support.routes import app_routes, match_route, request_path
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.lxd_sandbox import LXDEnv
+from tests.support.lxd_sandbox import LXDEnv
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,9 @@ from app.lxd import LXDResponse
 from app.services.readmodel import ReadModel
 
 
-class FakeLXD:
-    """`get()` of one instance from `self.instances`, optionally held at a gate."""
+class FakeLXDClient:
+    """The LXD client as the read model uses it: `get()` of one instance from `self.instances`,
+    optionally held at a gate."""
 
     def __init__(self) -> None:
         self.instances: dict[tuple[str, str], dict[str, Any]] = {}
@@ -53,22 +54,22 @@ def event(action: str, name: str, project: str = "default", **context: str) -> d
 
 
 @pytest.fixture
-def lxd() -> FakeLXD:
-    fake = FakeLXD()
+def lxd() -> FakeLXDClient:
+    fake = FakeLXDClient()
     fake.instances[("default", "web1")] = instance("web1", mark="0")
     fake.instances[("default", "web2")] = instance("web2")
     return fake
 
 
 @pytest.fixture
-def model(lxd: FakeLXD) -> ReadModel:
+def model(lxd: FakeLXDClient) -> ReadModel:
     read_model = ReadModel(lxd)  # type: ignore[arg-type]
     read_model.connected = True  # as if the event stream were up
     read_model.epoch = 1
     return read_model
 
 
-def lister(lxd: FakeLXD, project: str = "default") -> Any:
+def lister(lxd: FakeLXDClient, project: str = "default") -> Any:
     calls: list[int] = []
 
     async def fetch() -> list[Any]:
@@ -85,7 +86,9 @@ async def names(model: ReadModel, fetch: Any, project: str = "default") -> list[
     return [item["name"] for item in snapshot.items]
 
 
-async def test_a_read_after_an_event_waits_for_its_reread(model: ReadModel, lxd: FakeLXD) -> None:
+async def test_a_read_after_an_event_waits_for_its_reread(
+    model: ReadModel, lxd: FakeLXDClient
+) -> None:
     fetch = lister(lxd)
     assert await names(model, fetch) == ["web1", "web2"]
     lxd.instances[("default", "web1")] = instance("web1", mark="1")
@@ -102,7 +105,7 @@ async def test_a_read_after_an_event_waits_for_its_reread(model: ReadModel, lxd:
     assert len(fetch.calls) == 1  # one list, then one re-read
 
 
-async def test_the_newest_reread_wins(model: ReadModel, lxd: FakeLXD) -> None:
+async def test_the_newest_reread_wins(model: ReadModel, lxd: FakeLXDClient) -> None:
     fetch = lister(lxd)
     await names(model, fetch)
     slow = asyncio.Event()
@@ -119,7 +122,7 @@ async def test_the_newest_reread_wins(model: ReadModel, lxd: FakeLXD) -> None:
     assert snapshot.items[0]["config"] == {"mark": "2"}
 
 
-async def test_rename_delete_and_create_events(model: ReadModel, lxd: FakeLXD) -> None:
+async def test_rename_delete_and_create_events(model: ReadModel, lxd: FakeLXDClient) -> None:
     fetch = lister(lxd)
     await names(model, fetch)
     lxd.instances[("default", "web3")] = lxd.instances.pop(("default", "web1")) | {"name": "web3"}
@@ -137,7 +140,7 @@ async def test_rename_delete_and_create_events(model: ReadModel, lxd: FakeLXD) -
     assert len(fetch.calls) == 1
 
 
-async def test_own_writes_reread_or_reload(model: ReadModel, lxd: FakeLXD) -> None:
+async def test_own_writes_reread_or_reload(model: ReadModel, lxd: FakeLXDClient) -> None:
     fetch = lister(lxd)
     await names(model, fetch)
     lxd.instances[("default", "web1")] = instance("web1", mark="9")
@@ -153,7 +156,7 @@ async def test_own_writes_reread_or_reload(model: ReadModel, lxd: FakeLXD) -> No
 
 
 async def test_single_gets_ask_lxd_for_a_name_the_model_lacks(
-    model: ReadModel, lxd: FakeLXD
+    model: ReadModel, lxd: FakeLXDClient
 ) -> None:
     fetch = lister(lxd)
     await names(model, fetch)
@@ -165,7 +168,7 @@ async def test_single_gets_ask_lxd_for_a_name_the_model_lacks(
         await model.instance("default", "never", fetch)
 
 
-async def test_project_and_profile_events(model: ReadModel, lxd: FakeLXD) -> None:
+async def test_project_and_profile_events(model: ReadModel, lxd: FakeLXDClient) -> None:
     fetch = lister(lxd)
     await names(model, fetch)
     model._on_event(
@@ -186,7 +189,7 @@ async def test_project_and_profile_events(model: ReadModel, lxd: FakeLXD) -> Non
 
 
 async def test_a_failed_reread_reloads_and_a_broken_stream_answers_none(
-    model: ReadModel, lxd: FakeLXD
+    model: ReadModel, lxd: FakeLXDClient
 ) -> None:
     fetch = lister(lxd)
     await names(model, fetch)
@@ -201,7 +204,7 @@ async def test_a_failed_reread_reloads_and_a_broken_stream_answers_none(
     assert await model.instance("default", "web1", fetch) is None
 
 
-async def test_bounds_and_unknown_projects(lxd: FakeLXD) -> None:
+async def test_bounds_and_unknown_projects(lxd: FakeLXDClient) -> None:
     model = ReadModel(lxd, max_projects=2, max_instances=1)  # type: ignore[arg-type]
     model.connected = True
     assert await model.instances("default", lister(lxd)) is None  # 2 instances: too many

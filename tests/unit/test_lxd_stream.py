@@ -15,13 +15,15 @@ from app import errors as exc
 from app.core.config import Settings
 from app.lxd import LXDClient, lxd_path
 from app.lxd.stream import LXDDownload
+from tests.support.lxd_replies import error_body
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 MiB = 1024 * 1024
 
 
-class FakeLXD:
-    """A unix-socket server running `handler` per connection; records the request lines."""
+class FakeLXDServer:
+    """A raw HTTP server on a unix socket, in LXD's place: `handler` writes the reply to each
+    connection; the request lines are recorded."""
 
     def __init__(self, path: Path, handler: Handler) -> None:
         self.path = path
@@ -40,7 +42,7 @@ class FakeLXD:
         finally:
             writer.close()
 
-    async def __aenter__(self) -> FakeLXD:
+    async def __aenter__(self) -> FakeLXDServer:
         self.server = await asyncio.start_unix_server(self._serve, path=str(self.path))
         return self
 
@@ -57,13 +59,13 @@ def reply_head(status: int, headers: dict[str, str]) -> bytes:
 @pytest.fixture
 async def make_lxd(
     tmp_path: Path, make_settings: Callable[..., Settings]
-) -> AsyncIterator[Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]]]:
+) -> AsyncIterator[Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]]]:
     clients: list[LXDClient] = []
-    fakes: list[FakeLXD] = []
+    fakes: list[FakeLXDServer] = []
 
-    async def make(handler: Handler, timeout: float = 5) -> tuple[FakeLXD, LXDClient]:
+    async def make(handler: Handler, timeout: float = 5) -> tuple[FakeLXDServer, LXDClient]:
         socket_path = tmp_path / f"lxd{len(fakes)}.socket"
-        fake = await FakeLXD(socket_path, handler).__aenter__()
+        fake = await FakeLXDServer(socket_path, handler).__aenter__()
         fakes.append(fake)
         settings = make_settings(LXD_SOCKET_PATH=str(socket_path), LXD_TIMEOUT=timeout)
         lxd = LXDClient(settings)
@@ -90,7 +92,7 @@ async def read_all(lxd: LXDClient, path: str) -> tuple[bytes, list[int]]:
 
 
 async def test_content_length_body(
-    make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]],
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
     payload = bytes(range(256)) * (3 * 4096 + 7)
 
@@ -107,7 +109,9 @@ async def test_content_length_body(
     assert fake.requests == ["GET /1.0/instances/a%20b/backups/b1/export?project=p1 HTTP/1.1"]
 
 
-async def test_chunked_body(make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]]) -> None:
+async def test_chunked_body(
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
+) -> None:
     parts = [b"hello ", b"x" * 70_000, b" world"]
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -123,7 +127,7 @@ async def test_chunked_body(make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXD
 
 
 async def test_body_until_eof(
-    make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]],
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(reply_head(200, {}) + b"no length, closed at the end")
@@ -135,9 +139,9 @@ async def test_body_until_eof(
 
 
 async def test_error_reply_is_typed(
-    make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]],
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
-    error = json.dumps({"type": "error", "error": "not found", "error_code": 404}).encode()
+    error = json.dumps(error_body(404, "not found")).encode()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(reply_head(404, {"Content-Length": str(len(error))}) + error)
@@ -150,7 +154,7 @@ async def test_error_reply_is_typed(
 
 
 async def test_short_body_is_bad_gateway(
-    make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]],
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(reply_head(200, {"Content-Length": "1000"}) + b"only this")
@@ -162,7 +166,7 @@ async def test_short_body_is_bad_gateway(
 
 
 async def test_stall_is_timeout(
-    make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]],
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(reply_head(200, {"Content-Length": "1000"}) + b"some")
@@ -175,7 +179,7 @@ async def test_stall_is_timeout(
 
 
 async def test_no_answer_is_timeout(
-    make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]],
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(5)
@@ -187,7 +191,7 @@ async def test_no_answer_is_timeout(
 
 
 async def test_garbage_reply_is_bad_gateway(
-    make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]],
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
@@ -200,7 +204,7 @@ async def test_garbage_reply_is_bad_gateway(
 
 
 async def test_caller_stopping_early_closes_the_connection(
-    make_lxd: Callable[..., Awaitable[tuple[FakeLXD, LXDClient]]],
+    make_lxd: Callable[..., Awaitable[tuple[FakeLXDServer, LXDClient]]],
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(reply_head(200, {"Content-Length": str(1024 * MiB)}))

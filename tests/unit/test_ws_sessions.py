@@ -26,7 +26,8 @@ from app.core.security import WS_CLOSE_FORBIDDEN, WS_CLOSE_UNAUTHORIZED, Role, W
 from app.db.api_tokens import TokenGrant
 from app.db.models import utcnow
 from app.main import create_app
-from tests.conftest import AuthHelper, auth_for, fake_lxd_handler
+from tests.support.auth import AuthHelper, auth_for
+from tests.support.fake_lxd import fake_lxd_handler
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
