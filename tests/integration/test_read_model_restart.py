@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,18 +22,11 @@ from fastapi import FastAPI
 
 from app.services.readmodel import ReadModel
 from tests.support.lxd_sandbox import TEST_SANDBOX_PORT, LXDEnv, start_sandbox
-from tests.support.waiting import caught_up
+from tests.support.waiting import caught_up, wait_until
 
 pytestmark = pytest.mark.integration
 
 V1 = "/api/v1"
-
-
-async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def alive(pid: int) -> bool:
@@ -58,7 +50,7 @@ async def test_the_model_is_rebuilt_after_lxd_restarts(
     model: ReadModel = app.state.read_model
     viewer = auth_headers("viewer")
     path = f"{V1}/instances/{stopped_instance}"
-    await until(lambda: model.connected, 30, "the model's stream")
+    await wait_until(lambda: model.connected, 30)
     before = await client.get(path, headers=viewer)
     assert before.status_code == 200, before.text
     assert "Age" in before.headers  # answered by the model
@@ -67,8 +59,8 @@ async def test_the_model_is_rebuilt_after_lxd_restarts(
     lxd_dir = Path(lxd_env.lxd_dir)
     pid = int((lxd_dir / "lxd.pid").read_text())
     os.kill(pid, signal.SIGTERM)
-    await until(lambda: not alive(pid), 60, "LXD to exit")
-    await until(lambda: not model.connected, 10, "the model to see its stream end")
+    await wait_until(lambda: not alive(pid), 60)
+    await wait_until(lambda: not model.connected, 10)
     assert model.state()["projects"] == {}  # dropped with the stream
     down = await client.get(path, headers=viewer)
     assert down.status_code == 503, down.text  # LXD's answer, not the model's memory
@@ -79,7 +71,7 @@ async def test_the_model_is_rebuilt_after_lxd_restarts(
         f"/1.0/instances/{stopped_instance}", json={"config": {"user.after": "restart"}}
     )
     assert reply.status_code == 200, reply.text
-    await until(lambda: model.connected and model.epoch > epoch, 60, "a new stream")
+    await wait_until(lambda: model.connected and model.epoch > epoch, 60)
     await caught_up(app, lxd_raw, stopped_instance)
     after = await client.get(path, headers=viewer)
     assert after.status_code == 200, after.text
