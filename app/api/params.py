@@ -1,17 +1,33 @@
-"""The query parameters many routes share, as dependencies: `?project=`, a list's paging and
-filter, `?wait=&timeout=`. Their `Annotated` aliases are in `app.api.deps`."""
+"""The parameters many routes share: the path names (`InstanceName`, `PoolName`, `Fingerprint`)
+and, as dependencies, `?project=`, a list's paging and filter, `?wait=&timeout=`. The aliases of
+the dependencies are in `app.api.deps`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Path, Query
 from starlette.requests import HTTPConnection
 
 from app.core.config import Settings
-from app.schemas.common import PROJECT_PATTERN
+from app.schemas.common import (
+    FINGERPRINT_PATTERN,
+    INSTANCE_NAME_PATTERN,
+    NAME_PATTERN,
+    PROJECT_PATTERN,
+)
 from app.utils.pagination import ListQuery
+
+InstanceName = Annotated[
+    str, Path(pattern=INSTANCE_NAME_PATTERN, description="Instance name", examples=["web1"])
+]
+PoolName = Annotated[
+    str, Path(pattern=NAME_PATTERN, description="Storage pool name", examples=["default"])
+]
+Fingerprint = Annotated[
+    str, Path(pattern=FINGERPRINT_PATTERN, description="Image fingerprint or a unique prefix")
+]
 
 
 async def get_project(

@@ -6,9 +6,10 @@ LXD's own warning: whoever may set any instance config or device is root on the 
 the host; everyone below it is held to this policy, which mirrors the defaults of an LXD project
 with `restricted=true` (the `mirrors` column of each rule names the `restricted.*` key).
 
-Pure functions, no I/O: the caller gathers what a request names (the copy source instance, the
-project's managed networks, the configured image servers) and passes it in; `check_instance()`
-answers every violation at once, `[]` when the write is allowed.
+Pure functions, no I/O (the one import from `app` is the schemas' list of compression
+algorithms): the caller gathers what a request names (the copy source instance, the project's
+managed networks, the configured image servers) and passes it in; `check_instance()` answers
+every violation at once, `[]` when the write is allowed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
+
+from app.schemas.backups import COMPRESSION_ALGORITHMS
 
 TRUSTED_ROLE = "admin"
 
@@ -161,8 +164,6 @@ DEVICE_RULES: tuple[DeviceRule, ...] = (
 )
 _DEVICE_WHY = {rule.type: rule for rule in DEVICE_RULES}
 
-# LXD runs any other value as a command line on its host (`validate.IsCompressionAlgorithm`).
-COMPRESSION_ALGORITHMS = ("none", "gzip", "bzip2", "lz4", "lzma", "xz", "zstd", "squashfs")
 SOURCE_TYPES = ("image", "none", "copy")
 REFUSED_SOURCE_TYPES = ("migration",)
 

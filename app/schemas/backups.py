@@ -6,11 +6,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.auth.policy import COMPRESSION_ALGORITHMS
 from app.schemas.common import LXDObject, ObjectNameField
 
-# LXD's known algorithms, for everyone: LXD itself runs any other value as a command line on its
-# host (the operator policy, `app.auth.policy`).
+# LXD's known algorithms, for everyone (the operator policy, `app.auth.policy`, lists them too):
+# LXD itself runs any other value as a command line on its host (`validate.IsCompressionAlgorithm`).
+COMPRESSION_ALGORITHMS = ("none", "gzip", "bzip2", "lz4", "lzma", "xz", "zstd", "squashfs")
 COMPRESSION_PATTERN = "^(" + "|".join(COMPRESSION_ALGORITHMS) + ")$"
 
 

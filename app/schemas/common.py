@@ -1,10 +1,11 @@
-"""Shared field types: LXD object names as LXD validates them, and common reply models."""
+"""Shared field types: LXD object names as LXD validates them, and common reply models.
+
+No FastAPI here: the path parameters built on these patterns are in `app.api.params`."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 # LXD instance names are host names: letters, digits and hyphens, at most 63 characters.
@@ -13,17 +14,6 @@ INSTANCE_NAME_PATTERN = r"^[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$"
 FINGERPRINT_PATTERN = r"^[A-Fa-f0-9]{1,64}$"
 PROJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$"
-
-InstanceName = Annotated[
-    str, Path(pattern=INSTANCE_NAME_PATTERN, description="Instance name", examples=["web1"])
-]
-ObjectName = Annotated[str, Path(pattern=NAME_PATTERN, description="LXD object name")]
-PoolName = Annotated[
-    str, Path(pattern=NAME_PATTERN, description="Storage pool name", examples=["default"])
-]
-Fingerprint = Annotated[
-    str, Path(pattern=FINGERPRINT_PATTERN, description="Image fingerprint or a unique prefix")
-]
 
 InstanceNameField = Annotated[str, Field(pattern=INSTANCE_NAME_PATTERN, examples=["web1"])]
 ObjectNameField = Annotated[str, Field(pattern=NAME_PATTERN)]

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from app.api.accepted import operation_answer
 from app.api.deps import ListParams, LXDDep, OperatorUser, ProjectDep, ViewerRead, WaitParams
+from app.api.params import InstanceName
 from app.api.responses import (
     ASYNC_RESPONSES,
     DownloadResponse,
@@ -18,7 +19,7 @@ from app.api.responses import (
 )
 from app.core.config import API_V1_PREFIX
 from app.schemas.backups import BackupCreate, BackupPublic
-from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
+from app.schemas.common import NAME_PATTERN, OperationRef, Page
 from app.services import backups as service
 from app.services.backups import archive_extension
 

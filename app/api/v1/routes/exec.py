@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from app.api.deps import LXDDep, OperatorUser, ProjectDep, WSOperatorUser
+from app.api.params import InstanceName
 from app.api.responses import ACCEPTED_RESPONSES, error_responses
 from app.api.sessions import ws_sessions
 from app.api.websockets import (
@@ -28,7 +29,6 @@ from app.api.websockets import (
 from app.core.config import API_V1_PREFIX
 from app.core.security import Role
 from app.errors import AppError
-from app.schemas.common import InstanceName
 from app.schemas.exec import ExecRequest, ExecResult, ExecStart
 from app.services import exec as service
 from app.services import instances as instances_service

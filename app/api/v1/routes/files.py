@@ -14,11 +14,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from app.api.deps import LXDDep, OperatorUser, ProjectDep, ViewerUser
+from app.api.params import InstanceName
 from app.api.responses import DownloadResponse, error_responses
 from app.audit import note_detail
 from app.core.config import API_V1_PREFIX
 from app.errors import BadRequestError
-from app.schemas.common import InstanceName
 from app.schemas.files import DirectoryListing, FileWritten, SymlinkInfo
 from app.services import files as service
 from app.services.files import MAX_ID, Owner

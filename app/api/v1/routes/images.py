@@ -16,9 +16,10 @@ from app.api.deps import (
     ViewerRead,
     WaitParams,
 )
+from app.api.params import Fingerprint
 from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.core.config import API_V1_PREFIX
-from app.schemas.common import Fingerprint, OperationRef, Page
+from app.schemas.common import OperationRef, Page
 from app.schemas.images import ImageCopy, ImagePublic
 from app.services import images as service
 

@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 
 from app.api.accepted import operation_answer
 from app.api.deps import LXDDep, OperatorUser, ProjectDep, WaitParams, WaitQuery
+from app.api.params import InstanceName
 from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.core.config import API_V1_PREFIX
 from app.errors import LXDError
 from app.lxd import LXDClient, LXDResponse
-from app.schemas.common import InstanceName, OperationRef
+from app.schemas.common import OperationRef
 from app.schemas.instances import LifecycleOptions, StateAction, StateChange
 from app.services import instances as service
 

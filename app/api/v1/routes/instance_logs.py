@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path
 from fastapi.responses import PlainTextResponse, Response
 
 from app.api.deps import LXDDep, PageLimit, PageOffset, ProjectDep, ViewerRead, ViewerUser
+from app.api.params import InstanceName
 from app.api.responses import DownloadResponse, error_responses, text_route_errors
 from app.core.config import API_V1_PREFIX
-from app.schemas.common import InstanceName, Page
+from app.schemas.common import Page
 from app.services import instances as service
 
 router = APIRouter(prefix=API_V1_PREFIX + "/instances", tags=["instances"])

@@ -21,6 +21,7 @@ from app.api.deps import (
     ViewerRead,
     WaitParams,
 )
+from app.api.params import InstanceName
 from app.api.readmodel import ReadModelDep, age_header
 from app.api.responses import (
     ASYNC_RESPONSES,
@@ -31,7 +32,7 @@ from app.api.responses import (
 )
 from app.auth import policy_checks as policy
 from app.core.config import API_V1_PREFIX
-from app.schemas.common import InstanceName, OperationRef, Page
+from app.schemas.common import OperationRef, Page
 from app.schemas.instances import (
     InstanceCreate,
     InstancePatch,

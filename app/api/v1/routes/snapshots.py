@@ -18,11 +18,12 @@ from app.api.deps import (
     ViewerRead,
     WaitParams,
 )
+from app.api.params import InstanceName
 from app.api.responses import ASYNC_RESPONSES, POLICY_RESPONSES, LXDJSONResponse, error_responses
 from app.auth import policy_checks as policy
 from app.core.config import API_V1_PREFIX
 from app.errors import LXDNotFound
-from app.schemas.common import NAME_PATTERN, InstanceName, OperationRef, Page
+from app.schemas.common import NAME_PATTERN, OperationRef, Page
 from app.schemas.snapshots import SnapshotCreate, SnapshotPublic, SnapshotRestore, SnapshotUpdate
 from app.services import snapshots as service
 

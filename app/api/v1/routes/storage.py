@@ -10,9 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import AdminUser, GlobalViewerRead, ListParams, LXDDep, ProjectDep
+from app.api.params import PoolName
 from app.api.responses import IfMatch, error_responses, location, with_etag
 from app.core.config import API_V1_PREFIX
-from app.schemas.common import Page, PoolName
+from app.schemas.common import Page
 from app.schemas.storage import PoolCreate, PoolPatch, PoolPublic, PoolUpdate
 from app.services import storage as service
 

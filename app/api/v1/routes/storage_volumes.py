@@ -19,10 +19,11 @@ from app.api.deps import (
     SettingsDep,
     ViewerRead,
 )
+from app.api.params import PoolName
 from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
 from app.auth import policy_checks as policy
 from app.core.config import API_V1_PREFIX
-from app.schemas.common import NAME_PATTERN, Page, PoolName
+from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.storage import (
     DetachBody,
     DeviceAttachment,
