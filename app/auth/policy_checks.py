@@ -21,10 +21,11 @@ from app.auth.policy import (
 )
 from app.core.config import Settings
 from app.db.models import User
-from app.errors import PolicyViolation, reword_not_found
+from app.errors import PolicyViolation
 from app.lxd import LXDClient, lxd_path
 from app.services.devices import DeviceGuard
 from app.services.images import image_remotes
+from app.services.instances import copy_source
 
 
 def policy_from_settings(settings: Settings) -> Policy:
@@ -54,23 +55,6 @@ async def managed_networks(lxd: LXDClient, *, project: str) -> frozenset[str]:
     )
 
 
-async def _copy_source(
-    lxd: LXDClient, source: Mapping[str, Any], *, project: str
-) -> dict[str, Any]:
-    """The instance (or `instance/snapshot`) a copy starts from, as LXD has it."""
-    name = str(source.get("source") or "")
-    in_project = str(source.get("project") or project)
-    instance, _, snapshot = name.partition("/")
-    path = (
-        lxd_path("instances", instance, "snapshots", snapshot)
-        if snapshot
-        else lxd_path("instances", instance)
-    )
-    with reword_not_found("Copy source", name, in_project=in_project):
-        reply = await lxd.get(path, project=in_project)
-    return dict(reply.metadata or {})
-
-
 async def instance_violations(
     lxd: LXDClient,
     *,
@@ -91,7 +75,7 @@ async def instance_violations(
         visible = may_view_project(user, str(source["project"]))
     copied = None
     if held and visible and source is not None and source.get("type") == "copy":
-        copied = await _copy_source(lxd, source, project=project)
+        copied = await copy_source(lxd, source, project=project)
     managed: frozenset[str] = frozenset()
     if held and names_networks(devices, (copied or {}).get("devices")):
         managed = await managed_networks(lxd, project=project)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from app.errors import (
@@ -113,6 +114,21 @@ async def _refuse_duplicate(lxd: LXDClient, *, name: str, project: str) -> None:
     await ensure_project(lxd, project)
 
 
+async def copy_source(lxd: LXDClient, source: Mapping[str, Any], *, project: str) -> dict[str, Any]:
+    """The instance (or `instance/snapshot`) a copy starts from, as LXD has it (404 if gone)."""
+    name = str(source.get("source") or "")
+    in_project = str(source.get("project") or project)
+    instance, _, snapshot = name.partition("/")
+    path = (
+        lxd_path("instances", instance, "snapshots", snapshot)
+        if snapshot
+        else lxd_path("instances", instance)
+    )
+    with reword_not_found("Copy source", name, in_project=in_project):
+        reply = await lxd.get(path, project=in_project)
+    return dict(reply.metadata or {})
+
+
 async def create_instance(
     lxd: LXDClient, *, project: str, body: dict[str, Any], start: bool, timeout: int
 ) -> LXDResponse:
@@ -120,6 +136,12 @@ async def create_instance(
     `start` this waits for the creation (at most `timeout` s) and returns the start operation,
     as `lxc launch` does."""
     await _refuse_duplicate(lxd, name=str(body["name"]), project=project)
+    source = body.get("source") or {}
+    if source.get("type") == "copy" and "profiles" not in body:
+        # LXD 5.0 gives a copy sent without `profiles` none at all, and then no root disk
+        # ("No root device could be found"). `lxc copy` sends the source's: so do we.
+        copied = await copy_source(lxd, source, project=project)
+        body = {**body, "profiles": copied.get("profiles") or []}
     response = await lxd.post(lxd_path("instances"), project=project, json_body=body)
     if not start:
         return response

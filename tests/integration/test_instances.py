@@ -223,6 +223,57 @@ async def test_create_stopped_with_wait(
     assert made["config"]["limits.cpu"] == "1"
 
 
+async def test_a_copy_without_profiles_gets_its_sources(
+    client: httpx.AsyncClient,
+    auth_headers: Headers,
+    lxd_raw: httpx.AsyncClient,
+    lxd_env: LXDEnv,
+) -> None:
+    """LXD 5.0 gives a copy sent without `profiles` none (and fails it: no root disk); like
+    `lxc copy`, the API sends the source's, for a copy of an instance and of a snapshot.
+    Profiles named in the request are sent as they are."""
+    tag = uuid.uuid4().hex[:8]
+    profile, source = f"cp{tag}", f"cps{tag}"
+    copies = [f"cpa{tag}", f"cpb{tag}", f"cpc{tag}"]
+    made = await lxd_raw.post("/1.0/profiles", json={"name": profile, "config": {"user.x": "1"}})
+    assert made.status_code == 201, made.text
+    try:
+        await create_instance(lxd_raw, source, image=lxd_env.image_alias, start=False)
+        patched = await lxd_raw.patch(
+            f"/1.0/instances/{source}", json={"profiles": ["default", profile]}
+        )
+        assert patched.status_code == 200, patched.text
+        snap = await client.post(
+            f"{API}/{source}/snapshots",
+            params={"wait": "true"},
+            json={"name": "s1"},
+            headers=auth_headers("operator"),
+        )
+        assert snap.status_code == 200, snap.text
+        bodies = [
+            {"name": copies[0], "source": {"type": "copy", "source": source}},
+            {"name": copies[1], "source": {"type": "copy", "source": f"{source}/s1"}},
+            {
+                "name": copies[2],
+                "source": {"type": "copy", "source": source},
+                "profiles": ["default"],
+            },
+        ]
+        for body in bodies:
+            reply = await client.post(
+                API, params={"wait": "true"}, json=body, headers=auth_headers("operator")
+            )
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["status"] == "Success", reply.json()
+        got = [(await lxd_instance(lxd_raw, name))["metadata"]["profiles"] for name in copies]
+        assert got == [["default", profile], ["default", profile], ["default"]]
+    finally:
+        for name in [*copies, source]:
+            await delete_instance(lxd_raw, name)
+        await lxd_raw.delete(f"/1.0/profiles/{profile}")
+    assert (await lxd_raw.get(f"/1.0/profiles/{profile}")).status_code == 404
+
+
 async def test_create_bad_input(
     client: httpx.AsyncClient, auth_headers: Headers, lxd_raw: httpx.AsyncClient
 ) -> None:

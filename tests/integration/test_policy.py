@@ -308,11 +308,7 @@ async def test_copy_of_a_privileged_instance(
     assert made_config["security.nesting"] == "true"
 
     copy = {"type": "copy", "source": source_name}
-    # LXD 5.0 gives a copy without `profiles` none (then no root disk): name them, as `lxc` does.
-    profiles = ["default"]
-    refused = await client.post(
-        API, json={"name": refused_copy, "source": copy, "profiles": profiles}, headers=operator
-    )
+    refused = await client.post(API, json={"name": refused_copy, "source": copy}, headers=operator)
     fields = set(refused_fields(refused))
     assert fields == {"source.config.security.privileged", "source.config.security.nesting"}
     assert not await exists(lxd_raw, refused_copy)
@@ -324,7 +320,7 @@ async def test_copy_of_a_privileged_instance(
     copied = await client.post(
         API,
         params={"wait": "true"},
-        json={"name": admin_copy, "source": copy, "profiles": profiles},
+        json={"name": admin_copy, "source": copy},
         headers=admin,
     )
     assert copied.status_code == 200, copied.text

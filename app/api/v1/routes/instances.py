@@ -90,7 +90,10 @@ async def list_instances(
     "`wait=true` the finished operation. A taken name is a 409 before anything starts. "
     "With `start: true` the instance is created first (the request waits for the creation, at "
     "most `timeout` seconds) and then started, as `lxc launch` does: the 202 then points at the "
-    "**start** operation (LXD 5.0 has no create-and-start of its own). Role: operator, "
+    "**start** operation (LXD 5.0 has no create-and-start of its own). A copy "
+    "(`source.type: copy`, of an instance or `instance/snapshot`) sent without `profiles` gets "
+    "its source's, as `lxc copy` does (LXD 5.0 would give it none, and so no root disk); a "
+    "missing source is a 404. Role: operator, "
     "held to the operator policy (`GET /policy`; a copy's source config and devices count): "
     "a refusal is a 403 `policy_violation` listing every violation, and nothing is created.",
     responses={**ASYNC_RESPONSES, **error_responses(400, 404, 409), **POLICY_RESPONSES},
