@@ -26,6 +26,8 @@ Paths are checked before anything is sent (`check_path`), and they only ever tra
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import posixpath
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -295,11 +297,30 @@ async def write_file(
     }
     if length is not None:
         headers["Content-Length"] = str(length)
-    await _post(lxd, name=name, project=project, path=path, headers=headers, content=body)
+    try:
+        await _post(lxd, name=name, project=project, path=path, headers=headers, content=body)
+    except BaseException:
+        # LXD writes as the body arrives: a body cut short (the client went away, the size
+        # limit, LXD failing) leaves the part it got. A new file goes again; a replaced one
+        # cannot come back (LXD writes in place).
+        if before is None:
+            await _remove_partial(lxd, name=name, project=project, path=path)
+        raise
     after = await stat(lxd, name=name, project=project, path=path)
     if after is None:
         raise LXDBadGateway(f"LXD accepted {path} but does not show it")
     return before is None, after
+
+
+async def _remove_partial(lxd: LXDClient, *, name: str, project: str, path: str) -> None:
+    """Best effort, and shielded: a cancelled request (the client left) still cleans up."""
+
+    async def remove() -> None:
+        with contextlib.suppress(Exception):
+            await lxd.delete(_endpoint(name), project=project, params={"path": path})
+
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.shield(remove())
 
 
 async def delete_path(lxd: LXDClient, *, name: str, project: str, path: str) -> None:

@@ -1,10 +1,11 @@
 """Files in an instance against the real LXD, in both modes: a 20 MB upload read back
 byte-exact (through the API and from LXD itself), owner and mode as set, a directory listing,
-a symlink reported, `mkdir=true`, delete, the errors (404, 409, 422, 403) and the audit entry
-with the path."""
+a symlink reported, `mkdir=true`, delete, an upload cut short leaving no file, the errors (404,
+409, 422, 403) and the audit entry with the path."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
@@ -90,6 +91,31 @@ async def test_a_20_mb_upload_reads_back_byte_exact(
         1000,
     )
     assert (await lxd_get(lxd_raw, instance, "/root/big.bin")).content == b"small"
+
+
+class ClientGone(Exception):
+    """The upload's client went away mid-body."""
+
+
+async def cut_short(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+    await asyncio.sleep(0.2)  # LXD has written the first part by now
+    raise ClientGone
+
+
+async def test_an_upload_cut_short_leaves_no_new_file_behind(
+    client: httpx.AsyncClient, auth_headers: Headers, lxd_raw: httpx.AsyncClient, instance: str
+) -> None:
+    """LXD writes a file as its body arrives: without a clean-up a body cut short would leave
+    the part it got (a 300 KB `partial.bin` here) at the path."""
+    with pytest.raises(ClientGone):
+        await client.put(
+            files_url(instance),
+            params={"path": "/root/partial.bin"},
+            content=cut_short(os.urandom(300_000)),
+            headers=auth_headers("operator"),
+        )
+    assert not await lxd_exists(lxd_raw, instance, "/root/partial.bin")
 
 
 async def test_headers_set_owner_and_mode_of_a_new_file(

@@ -182,7 +182,9 @@ ModeHeader = Annotated[
     "creates missing parent directories one by one (mode 0755, the upload's uid/gid); without "
     "it a missing parent is a 404. 201 with the file's metadata as LXD reports it afterwards "
     "(200 when an existing file was replaced). A directory at the path (or a file where a "
-    "parent should be) is a 409. Stopped containers are writable. Role: operator.",
+    "parent should be) is a 409. An upload cut short leaves no new file behind (one it "
+    "replaced stays cut short: LXD writes in place). Stopped containers are writable. Role: "
+    "operator.",
     responses={
         200: {"model": FileWritten, "description": "An existing file was replaced"},
         **error_responses(404, 409, 413),
