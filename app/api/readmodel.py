@@ -44,11 +44,6 @@ async def get_read_model(request: Request) -> ReadModel | None:
 ReadModelDep = Annotated[ReadModel | None, Depends(get_read_model)]
 
 
-def age_header(age: int | None) -> dict[str, str] | None:
-    """`Age` for an answer from the model (API.md), nothing for one from LXD."""
-    return {"Age": str(age)} if age is not None else None
-
-
 class ReadModelMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

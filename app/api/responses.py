@@ -1,17 +1,21 @@
-"""What routes answer besides their success: `responses=` for the OpenAPI document, the response
-classes routes share, and the small header helpers (`ETag`, `Location`, `If-Match`).
+"""How routes answer: `lxd_answer()` for an LXD object or a page of them, `responses=` for the
+OpenAPI document, the response classes routes share, and the small header helpers (`Location`,
+`If-Match`).
 
 Route modules import these from here, never from each other.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import pydantic_core
-from fastapi import Depends, Header, Response
+from fastapi import Depends, Header
+from fastapi.exceptions import ResponseValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import TypeAdapter, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from app.errors import PreconditionFailedError
@@ -116,11 +120,6 @@ def _if_match(
 IfMatch = Annotated[str | None, Depends(_if_match)]
 
 
-def with_etag(response: Response, etag: str | None) -> None:
-    if etag:
-        response.headers["ETag"] = etag
-
-
 def location(*segments: str) -> str:
     """A `Location` header value for an object of this API (each segment URL-quoted)."""
     return "/api/v1/" + "/".join(quote(s, safe="") for s in segments)
@@ -132,6 +131,45 @@ class LXDJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return pydantic_core.to_json(content)
+
+
+@cache
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
+
+
+def lxd_answer(
+    body: Any,
+    *,
+    model: Any = None,
+    etag: str | None = None,
+    age: int | None = None,
+    location: str | None = None,
+    status_code: int = 200,
+) -> LXDJSONResponse:
+    """THE way a route answers an LXD object, or a `Page` of them: rendered by pydantic-core,
+    with LXD's `ETag` (what `If-Match` takes), the read model's `Age` (seconds since it was
+    loaded; `None` for an answer read from LXD) and the new object's `Location`, each only
+    when given. Returning a response skips FastAPI's `response_model` step, so the decorator's
+    `response_model=` only documents the route.
+
+    `model` (the route's `response_model`) runs the body through that model as FastAPI would
+    (same validation, defaults filled in, aliases; a body that does not fit is the same 500):
+    give it wherever the answer used to go through `response_model`, so that the body stays
+    what it was. Without it the body goes out as LXD sent it."""
+    headers: dict[str, str] = {}
+    if etag:
+        headers["ETag"] = etag
+    if age is not None:
+        headers["Age"] = str(age)
+    if location:
+        headers["Location"] = location
+    if model is not None:
+        try:
+            body = _adapter(model).validate_python(body, from_attributes=True)
+        except ValidationError as exc:
+            raise ResponseValidationError(exc.errors(include_url=False), body=body) from exc
+    return LXDJSONResponse(body, status_code=status_code, headers=headers or None)
 
 
 class DownloadResponse(StreamingResponse):

@@ -15,7 +15,7 @@ from app import audit
 from app.core.security import WebSocketAuthError
 from app.errors import AppError, LXDBadRequest, LXDConflict, LXDError, LXDNotFound
 from app.schemas.common import INSTANCE_NAME_PATTERN, PROJECT_PATTERN
-from app.services.exec import PeerGone
+from app.services.terminal import PeerGone
 
 # Close codes beyond API.md's 4401/4403/4404/1011 (documented in the tag description).
 CLOSE_NORMAL = 1000

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.lxd import LXDClient, lxd_path
 from app.schemas.exec import ResizeFrame
-from app.services.exec import (
+from app.services.terminal import (
     Peer,
     PeerGone,
     TerminalSession,
@@ -37,7 +37,7 @@ class ConsoleSession(TerminalSession):
         close handshake done, makes LXD's later writes fail cleanly instead. The handshake only
         completes if LXD's pending output is read: our relay tasks stop and a drain reads (and
         drops) it meanwhile, else a paused socket would stall it until the close timeout."""
-        await self._stop_tasks()
+        await self.stop_tasks()
         terminal = self.sockets["0"]
         drain = asyncio.create_task(_discard(terminal))
         try:
@@ -47,13 +47,6 @@ class ConsoleSession(TerminalSession):
             drain.cancel()
             await asyncio.gather(drain, return_exceptions=True)
         await super().kill()
-
-    async def _stop_tasks(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
 
     async def run(self, peer: Peer) -> bool:
         """Relay until either side ends: True if LXD ended the console, False if the client

@@ -1,25 +1,21 @@
 """Exec: a command with recorded output (`POST .../exec`), and a live session over WebSocket.
 
 A live session relays between a client (`Peer`, whatever socket the route has) and LXD's
-websockets of one exec operation: one task per direction, data as binary frames, control
-translated to LXD's control messages. It ends when LXD's output reaches its empty-frame
-barrier (then the return code is read) or when the client goes away (then LXD's control socket
-is closed, which kills the command).
+websockets of one exec operation, with the terminal plumbing of `app.services.terminal`. It
+ends when LXD's output reaches its empty-frame barrier (then the return code is read) or when
+the client goes away (then LXD's control socket is closed, which kills the command).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import structlog
-from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -34,26 +30,27 @@ from app.lxd import (
     is_final,
     lxd_path,
 )
-from app.schemas.exec import ControlFrame, EofFrame, ExecRequest, ExecStart, ResizeFrame
+from app.schemas.exec import EofFrame, ExecRequest, ExecStart, ResizeFrame
 from app.services.operations import operation_ref
+from app.services.terminal import (
+    Peer,
+    PeerGone,
+    TerminalSession,
+    error_frame,
+    parse_control,
+    relay_output,
+    resize_message,
+)
 
 log = structlog.get_logger(__name__)
 
 # A reply keeps at most this much of each recorded output (the rest is reported as truncated).
 MAX_RECORDED_OUTPUT = 64 * 1024 * 1024
-# Frames LXD already delivered are merged into one client frame of at most this size.
-MAX_COALESCED = 1024 * 1024
-# A frame this big means bulk output (a PTY gives 4095-byte reads, a pipe up to 64 KiB): wait
-# this long for more before sending, so that the relay handles batches, not LXD's small frames.
-# Typing and prompts (small frames) go out at once.
-BULK_FRAME = 4000
-BULK_WAIT = 0.002
 # After the output ended, how long LXD may take to report the return code.
 EXIT_WAIT = 30.0
 # A killed command still reports; bound how long cleanup waits for it.
 CLEANUP_WAIT = 10.0
 
-_CONTROL = TypeAdapter(ControlFrame)
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -175,113 +172,6 @@ def _spawn(coro: Awaitable[None]) -> None:
 
 
 # --- live sessions over WebSocket ------------------------------------------------------------
-class PeerGone(Exception):
-    """The client's socket is closed: nothing more can be sent to it."""
-
-
-class Peer(Protocol):
-    """The client side of a session, as the route's WebSocket provides it."""
-
-    async def receive(self) -> bytes | str | None:
-        """The next frame, or None once the client went away."""
-
-    async def send_bytes(self, data: bytes) -> None: ...
-
-    async def send_text(self, data: str) -> None: ...
-
-
-def resize_message(width: int, height: int) -> str:
-    """LXD's control message for a terminal size (LXD wants the numbers as strings)."""
-    args = {"width": str(width), "height": str(height)}
-    return json.dumps({"command": "window-resize", "args": args})
-
-
-def parse_control(text: str) -> ControlFrame:
-    """A client's control frame; ValueError with a short reason when it is not one."""
-    try:
-        return _CONTROL.validate_json(text)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(p) for p in problem.get("loc", ())) or "frame"
-        raise ValueError(f"invalid control frame ({where}: {problem.get('msg')})") from None
-
-
-def error_frame(detail: str) -> str:
-    return json.dumps({"type": "error", "detail": detail})
-
-
-async def relay_output(sock: ClientConnection, send: Callable[[bytes], Awaitable[None]]) -> None:
-    """Copy LXD's binary frames to `send` until LXD's empty-frame barrier (or its close).
-
-    Bulk output is sent in batches: after a big frame the relay waits a moment and merges
-    every frame LXD delivered meanwhile into one. Fewer, bigger frames cost the relay (and
-    the client) far less than LXD's 4-64 KiB ones, and leave LXD the CPU it needs.
-    """
-    # websockets' frame queue tells whether the next recv() would return at once.
-    pending = getattr(getattr(sock, "recv_messages", None), "frames", None)
-    while True:
-        try:
-            message = await sock.recv()
-        except ConnectionClosed:
-            return
-        if isinstance(message, str):
-            return
-        if pending is None or (not pending and len(message) < BULK_FRAME):
-            await send(message)
-            continue
-        if not pending:
-            await asyncio.sleep(BULK_WAIT)
-        parts = [message]
-        size = len(message)
-        ended = False
-        while pending and size < MAX_COALESCED:
-            try:
-                more = await sock.recv()
-            except ConnectionClosed:
-                ended = True
-                break
-            if isinstance(more, str):
-                ended = True
-                break
-            parts.append(more)
-            size += len(more)
-        await send(b"".join(parts) if len(parts) > 1 else message)
-        if ended:
-            return
-
-
-@dataclass
-class TerminalSession:
-    """The LXD side of an exec or console operation: its sockets, by LXD's names."""
-
-    lxd: LXDClient
-    operation_id: str
-    sockets: dict[str, ClientConnection]
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-
-    @property
-    def control(self) -> ClientConnection:
-        return self.sockets["control"]
-
-    async def send_control(self, message: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.control.send(message)
-
-    async def kill(self) -> None:
-        """End the command or console on the LXD side and release every socket and task."""
-        with contextlib.suppress(Exception):
-            await self.control.close()
-        await self.close()
-
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
-        await close_sockets(self.sockets.values())
-
-
 async def open_exec(lxd: LXDClient, *, name: str, project: str, start: ExecStart) -> ExecSession:
     """Start the command and connect to its sockets (control first, within 5 s)."""
     body = _exec_body(

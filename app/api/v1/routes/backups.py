@@ -14,8 +14,8 @@ from app.api.params import InstanceName
 from app.api.responses import (
     ASYNC_RESPONSES,
     DownloadResponse,
-    LXDJSONResponse,
     error_responses,
+    lxd_answer,
 )
 from app.core.config import API_V1_PREFIX
 from app.schemas.backups import BackupCreate, BackupPublic
@@ -49,7 +49,7 @@ async def list_backups(
         project=project,
         query=params,
     )
-    return LXDJSONResponse(body)
+    return lxd_answer(body)
 
 
 @router.post(
@@ -87,7 +87,7 @@ async def create_backup(
 async def get_backup(
     name: InstanceName, backup: BackupName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> JSONResponse:
-    return LXDJSONResponse(await service.get_backup(lxd, name=name, backup=backup, project=project))
+    return lxd_answer(await service.get_backup(lxd, name=name, backup=backup, project=project))
 
 
 @router.delete(

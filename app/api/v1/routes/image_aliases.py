@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerRead
-from app.api.responses import error_responses, with_etag
+from app.api.responses import LXDJSONResponse, error_responses, lxd_answer
 from app.core.config import API_V1_PREFIX
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.images import (
@@ -45,12 +45,13 @@ AliasPath = Annotated[
 )
 async def list_aliases(
     lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
-) -> dict[str, object]:
-    return await service.list_aliases(
+) -> LXDJSONResponse:
+    body = await service.list_aliases(
         lxd,
         project=project,
         query=params,
     )
+    return lxd_answer(body, model=Page[ImageAliasPublic | str])
 
 
 @router.post(
@@ -65,14 +66,18 @@ async def list_aliases(
     responses=error_responses(400, 404, 409),
 )
 async def create_alias(
-    body: ImageAliasCreate, lxd: LXDDep, project: ProjectDep, response: Response, user: AdminUser
-) -> dict[str, object]:
+    body: ImageAliasCreate, lxd: LXDDep, project: ProjectDep, user: AdminUser
+) -> LXDJSONResponse:
     alias, etag = await service.create_alias(
         lxd, project=project, name=body.name, target=body.target, description=body.description
     )
-    response.headers["Location"] = f"/api/v1/images/aliases/{body.name}"
-    with_etag(response, etag)
-    return alias
+    return lxd_answer(
+        alias,
+        model=ImageAliasPublic,
+        etag=etag,
+        location=f"/api/v1/images/aliases/{body.name}",
+        status_code=status.HTTP_201_CREATED,
+    )
 
 
 @router.get(
@@ -83,11 +88,10 @@ async def create_alias(
     responses=error_responses(404),
 )
 async def get_alias(
-    alias: AliasPath, lxd: LXDDep, project: ProjectDep, response: Response, _: ViewerRead
-) -> dict[str, object]:
+    alias: AliasPath, lxd: LXDDep, project: ProjectDep, _: ViewerRead
+) -> LXDJSONResponse:
     data, etag = await service.get_alias(lxd, project=project, name=alias)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ImageAliasPublic, etag=etag)
 
 
 @router.patch(
@@ -104,14 +108,12 @@ async def update_alias(
     body: ImageAliasUpdate,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
-) -> dict[str, object]:
+) -> LXDJSONResponse:
     data, etag = await service.update_alias(
         lxd, project=project, name=alias, target=body.target, description=body.description
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ImageAliasPublic, etag=etag)
 
 
 @router.post(
@@ -129,12 +131,10 @@ async def rename_alias(
     body: ImageAliasRename,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
-) -> dict[str, object]:
+) -> LXDJSONResponse:
     data, etag = await service.rename_alias(lxd, project=project, name=alias, new_name=body.name)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ImageAliasPublic, etag=etag)
 
 
 @router.delete(

@@ -17,7 +17,7 @@ from app.api.deps import (
     WaitParams,
 )
 from app.api.params import Fingerprint
-from app.api.responses import ASYNC_RESPONSES, error_responses
+from app.api.responses import ASYNC_RESPONSES, LXDJSONResponse, error_responses, lxd_answer
 from app.core.config import API_V1_PREFIX
 from app.schemas.common import OperationRef, Page
 from app.schemas.images import ImageCopy, ImagePublic
@@ -37,12 +37,13 @@ router = APIRouter(prefix=API_V1_PREFIX + "/images", tags=["images"])
 )
 async def list_images(
     lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
-) -> dict[str, object]:
-    return await service.list_images(
+) -> LXDJSONResponse:
+    body = await service.list_images(
         lxd,
         project=project,
         query=params,
     )
+    return lxd_answer(body, model=Page[ImagePublic | str])
 
 
 @router.post(
@@ -90,8 +91,9 @@ async def copy_image(
 )
 async def get_image(
     fingerprint: Fingerprint, lxd: LXDDep, project: ProjectDep, _: ViewerRead
-) -> dict[str, object]:
-    return await service.get_image(lxd, project=project, fingerprint=fingerprint)
+) -> LXDJSONResponse:
+    image = await service.get_image(lxd, project=project, fingerprint=fingerprint)
+    return lxd_answer(image, model=ImagePublic)
 
 
 @router.delete(

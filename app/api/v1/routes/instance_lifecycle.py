@@ -8,24 +8,15 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.accepted import operation_answer
-from app.api.deps import LXDDep, OperatorUser, ProjectDep, WaitParams, WaitQuery
+from app.api.deps import LXDDep, OperatorUser, ProjectDep, WaitParams
 from app.api.params import InstanceName
 from app.api.responses import ASYNC_RESPONSES, error_responses
 from app.core.config import API_V1_PREFIX
-from app.errors import LXDError
-from app.lxd import LXDClient, LXDResponse
 from app.schemas.common import OperationRef
 from app.schemas.instances import LifecycleOptions, StateAction, StateChange
 from app.services import instances as service
 
 router = APIRouter(prefix=API_V1_PREFIX + "/instances", tags=["instances"])
-
-
-async def _answer(lxd: LXDClient, response: LXDResponse, wait: WaitQuery) -> JSONResponse:
-    try:
-        return await operation_answer(response, wait)
-    except LXDError as exc:
-        raise service.transition_error(exc) from exc
 
 
 _TRANSITIONS = (
@@ -62,7 +53,7 @@ async def change_state(
         timeout=body.timeout,
         stateful=body.stateful,
     )
-    return await _answer(lxd, response, wait)
+    return await operation_answer(response, wait, reword=service.transition_error)
 
 
 def _shortcut(action: StateAction) -> None:
@@ -84,7 +75,7 @@ def _shortcut(action: StateAction) -> None:
             timeout=options.timeout,
             stateful=options.stateful,
         )
-        return await _answer(lxd, response, wait)
+        return await operation_answer(response, wait, reword=service.transition_error)
 
     endpoint.__name__ = f"{action}_instance"
     router.add_api_route(

@@ -9,7 +9,13 @@ from fastapi.responses import PlainTextResponse, Response
 
 from app.api.deps import LXDDep, PageLimit, PageOffset, ProjectDep, ViewerRead, ViewerUser
 from app.api.params import InstanceName
-from app.api.responses import DownloadResponse, error_responses, text_route_errors
+from app.api.responses import (
+    DownloadResponse,
+    LXDJSONResponse,
+    error_responses,
+    lxd_answer,
+    text_route_errors,
+)
 from app.core.config import API_V1_PREFIX
 from app.schemas.common import Page
 from app.services import instances as service
@@ -42,8 +48,9 @@ async def list_logs(
     _: ViewerRead,
     limit: PageLimit = None,
     offset: PageOffset = 0,
-) -> dict[str, object]:
-    return await service.list_logs(lxd, name=name, project=project, limit=limit, offset=offset)
+) -> LXDJSONResponse:
+    logs = await service.list_logs(lxd, name=name, project=project, limit=limit, offset=offset)
+    return lxd_answer(logs, model=Page[str])
 
 
 @router.get(

@@ -1,7 +1,7 @@
 """Instances: `/api/v1/instances` (viewer reads; operator creates, changes, renames, deletes).
 
 Lifecycle (`/state`, start/stop/...) is in `instance_lifecycle.py`, logs in `instance_logs.py`.
-LXD objects are answered as LXD sent them (`JSONResponse`); `response_model` documents them.
+LXD objects are answered as LXD sent them (`lxd_answer()`); `response_model` documents them.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from app.api.deps import (
     WaitParams,
 )
 from app.api.params import InstanceName
-from app.api.readmodel import ReadModelDep, age_header
+from app.api.readmodel import ReadModelDep
 from app.api.responses import (
     ASYNC_RESPONSES,
     POLICY_RESPONSES,
     IfMatch,
-    LXDJSONResponse,
     error_responses,
+    lxd_answer,
 )
 from app.auth import policy_checks as policy
 from app.core.config import API_V1_PREFIX
@@ -44,12 +44,6 @@ from app.schemas.instances import (
 from app.services import instances as service
 
 router = APIRouter(prefix=API_V1_PREFIX + "/instances", tags=["instances"])
-
-
-def _lxd_json(body: object, etag: str | None = None, age: int | None = None) -> LXDJSONResponse:
-    headers = {"ETag": etag} if etag else {}
-    headers.update(age_header(age) or {})
-    return LXDJSONResponse(body, headers=headers or None)
 
 
 @router.get(
@@ -78,7 +72,7 @@ async def list_instances(
     body, age = await service.list_instances(
         lxd, project=project, query=params, instance_type=instance_type, model=model
     )
-    return _lxd_json(body, age=age)
+    return lxd_answer(body, age=age)
 
 
 @router.post(
@@ -129,7 +123,7 @@ async def get_instance(
     name: InstanceName, lxd: LXDDep, project: ProjectDep, _: ViewerRead, model: ReadModelDep
 ) -> JSONResponse:
     instance, etag, age = await service.read_instance(lxd, name=name, project=project, model=model)
-    return _lxd_json(instance, etag, age)
+    return lxd_answer(instance, etag=etag, age=age)
 
 
 @router.put(
@@ -190,7 +184,7 @@ async def patch_instance(
         lxd, name=name, project=project, body=lxd_body, if_match=if_match, replace=False
     )
     instance, etag = await service.get_instance(lxd, name=name, project=project)
-    return _lxd_json(instance, etag)
+    return lxd_answer(instance, etag=etag)
 
 
 @router.delete(
@@ -250,4 +244,4 @@ async def rename_instance(
 async def get_instance_state(
     name: InstanceName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> JSONResponse:
-    return _lxd_json(await service.get_state(lxd, name=name, project=project))
+    return lxd_answer(await service.get_state(lxd, name=name, project=project))

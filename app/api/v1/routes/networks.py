@@ -17,7 +17,14 @@ from app.api.deps import (
     SettingsDep,
     ViewerRead,
 )
-from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
+from app.api.responses import (
+    POLICY_RESPONSES,
+    IfMatch,
+    LXDJSONResponse,
+    error_responses,
+    location,
+    lxd_answer,
+)
 from app.auth import policy_checks as policy
 from app.core.config import API_V1_PREFIX
 from app.schemas.common import NAME_PATTERN, Page
@@ -53,12 +60,13 @@ NetworkName = Annotated[
 )
 async def list_networks(
     lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
-) -> dict[str, Any]:
-    return await service.list_networks(
+) -> LXDJSONResponse:
+    body = await service.list_networks(
         lxd,
         project=project,
         query=params,
     )
+    return lxd_answer(body, model=Page[NetworkPublic | str])
 
 
 @router.post(
@@ -73,11 +81,15 @@ async def list_networks(
     responses=error_responses(400, 404, 409),
 )
 async def create_network(
-    body: NetworkCreate, lxd: LXDDep, project: ProjectDep, response: Response, user: AdminUser
-) -> dict[str, Any]:
+    body: NetworkCreate, lxd: LXDDep, project: ProjectDep, user: AdminUser
+) -> LXDJSONResponse:
     network = await service.create_network(lxd, project=project, body=body.model_dump())
-    response.headers["Location"] = location("networks", body.name)
-    return network
+    return lxd_answer(
+        network,
+        model=NetworkPublic,
+        location=location("networks", body.name),
+        status_code=status.HTTP_201_CREATED,
+    )
 
 
 @router.get(
@@ -89,11 +101,10 @@ async def create_network(
     responses=error_responses(404),
 )
 async def get_network(
-    network: NetworkName, lxd: LXDDep, project: ProjectDep, response: Response, _: ViewerRead
-) -> dict[str, Any]:
+    network: NetworkName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
+) -> LXDJSONResponse:
     data, etag = await service.get_network(lxd, project=project, network=network)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=NetworkPublic, etag=etag)
 
 
 @router.put(
@@ -110,10 +121,9 @@ async def replace_network(
     body: NetworkUpdate,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.update_network(
         lxd,
         project=project,
@@ -122,8 +132,7 @@ async def replace_network(
         replace=True,
         if_match=if_match,
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=NetworkPublic, etag=etag)
 
 
 @router.patch(
@@ -140,10 +149,9 @@ async def update_network(
     body: NetworkPatch,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.update_network(
         lxd,
         project=project,
@@ -152,8 +160,7 @@ async def update_network(
         replace=False,
         if_match=if_match,
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=NetworkPublic, etag=etag)
 
 
 @router.delete(
@@ -185,12 +192,10 @@ async def rename_network(
     body: NetworkRename,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data = await service.rename_network(lxd, project=project, network=network, new_name=body.name)
-    response.headers["Location"] = location("networks", body.name)
-    return data
+    return lxd_answer(data, model=NetworkPublic, location=location("networks", body.name))
 
 
 @router.get(
@@ -203,8 +208,9 @@ async def rename_network(
 )
 async def get_network_state(
     network: NetworkName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
-) -> dict[str, Any]:
-    return await service.network_state(lxd, project=project, network=network)
+) -> LXDJSONResponse:
+    state = await service.network_state(lxd, project=project, network=network)
+    return lxd_answer(state, model=NetworkState)
 
 
 @router.get(
@@ -223,9 +229,9 @@ async def list_network_leases(
     _: ViewerRead,
     limit: PageLimit = None,
     offset: PageOffset = 0,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     leases = await service.network_leases(lxd, project=project, network=network)
-    return paginate(leases, limit=limit, offset=offset)
+    return lxd_answer(paginate(leases, limit=limit, offset=offset), model=Page[NetworkLease])
 
 
 @router.post(

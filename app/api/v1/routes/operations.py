@@ -3,13 +3,13 @@ every operation carries `requested_by` (who started it through this API, from th
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from starlette.requests import HTTPConnection
 
 from app.api.deps import CurrentUser, ListParams, LXDDep, ProjectDep, ViewerRead
-from app.api.responses import error_responses
+from app.api.responses import LXDJSONResponse, error_responses, lxd_answer
 from app.auth import access
 from app.auth.access import Scope
 from app.auth.errors import PermissionDeniedError
@@ -89,8 +89,9 @@ _EXPIRY = (
 )
 async def list_operations(
     lxd: LXDDep, project: ProjectDep, page: ListParams, _: ViewerRead, who: RequestedByDep
-) -> dict[str, Any]:
-    return await service.list_operations(lxd, project=project, query=page, requested_by=who)
+) -> LXDJSONResponse:
+    body = await service.list_operations(lxd, project=project, query=page, requested_by=who)
+    return lxd_answer(body, model=OperationPage)
 
 
 @router.get(
@@ -103,8 +104,9 @@ async def list_operations(
 )
 async def get_operation(
     operation_id: OperationId, lxd: LXDDep, _: OperationViewer, who: RequestedByDep
-) -> Any:
-    return await service.get_operation(lxd, operation_id, requested_by=who)
+) -> LXDJSONResponse:
+    operation = await service.get_operation(lxd, operation_id, requested_by=who)
+    return lxd_answer(operation, model=OperationPublic)
 
 
 @router.get(
@@ -125,8 +127,9 @@ async def wait_operation(
     timeout: Annotated[
         int, Query(ge=0, le=3600, description="Seconds to wait at most (0: answer at once)")
     ] = 30,
-) -> Any:
-    return await service.wait_operation(lxd, operation_id, timeout=timeout, requested_by=who)
+) -> LXDJSONResponse:
+    operation = await service.wait_operation(lxd, operation_id, timeout=timeout, requested_by=who)
+    return lxd_answer(operation, model=OperationPublic)
 
 
 @router.delete(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
 from app.api.deps import AdminUser, ListParams, LXDDep, ProjectDep, ViewerRead
-from app.api.responses import IfMatch, Responses, error_responses, location, with_etag
+from app.api.responses import (
+    IfMatch,
+    LXDJSONResponse,
+    Responses,
+    error_responses,
+    location,
+    lxd_answer,
+)
 from app.core.config import API_V1_PREFIX
 from app.schemas.common import NAME_PATTERN, Page
 from app.schemas.profiles import (
@@ -46,8 +53,9 @@ IN_USE_RESPONSES: Responses = {
 )
 async def list_profiles(
     lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
-) -> dict[str, Any]:
-    return await service.list_profiles(lxd, project=project, query=params)
+) -> LXDJSONResponse:
+    body = await service.list_profiles(lxd, project=project, query=params)
+    return lxd_answer(body, model=Page[ProfilePublic | str])
 
 
 @router.post(
@@ -62,12 +70,16 @@ async def list_profiles(
     responses=error_responses(400, 404, 409),
 )
 async def create_profile(
-    body: ProfileCreate, lxd: LXDDep, project: ProjectDep, response: Response, user: AdminUser
-) -> dict[str, Any]:
+    body: ProfileCreate, lxd: LXDDep, project: ProjectDep, user: AdminUser
+) -> LXDJSONResponse:
     data, etag = await service.create_profile(lxd, project=project, body=body.model_dump())
-    response.headers["Location"] = location("profiles", body.name)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(
+        data,
+        model=ProfilePublic,
+        etag=etag,
+        location=location("profiles", body.name),
+        status_code=status.HTTP_201_CREATED,
+    )
 
 
 @router.get(
@@ -79,11 +91,10 @@ async def create_profile(
     responses=error_responses(404),
 )
 async def get_profile(
-    profile: ProfileName, lxd: LXDDep, project: ProjectDep, response: Response, _: ViewerRead
-) -> dict[str, Any]:
+    profile: ProfileName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
+) -> LXDJSONResponse:
     data, etag = await service.get_profile(lxd, project=project, name=profile)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ProfilePublic, etag=etag)
 
 
 @router.put(
@@ -100,10 +111,9 @@ async def replace_profile(
     body: ProfileUpdate,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.update_profile(
         lxd,
         project=project,
@@ -112,8 +122,7 @@ async def replace_profile(
         replace=True,
         if_match=if_match,
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ProfilePublic, etag=etag)
 
 
 @router.patch(
@@ -131,10 +140,9 @@ async def update_profile(
     body: ProfilePatch,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.update_profile(
         lxd,
         project=project,
@@ -143,8 +151,7 @@ async def update_profile(
         replace=False,
         if_match=if_match,
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ProfilePublic, etag=etag)
 
 
 @router.post(
@@ -161,15 +168,14 @@ async def rename_profile(
     body: ProfileRename,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.rename_profile(
         lxd, project=project, name=profile, new_name=body.name
     )
-    response.headers["Location"] = location("profiles", body.name)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(
+        data, model=ProfilePublic, etag=etag, location=location("profiles", body.name)
+    )
 
 
 @router.delete(

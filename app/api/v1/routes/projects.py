@@ -17,7 +17,13 @@ from app.api.deps import (
     SessionDep,
     WaitParams,
 )
-from app.api.responses import ASYNC_RESPONSES, IfMatch, error_responses, with_etag
+from app.api.responses import (
+    ASYNC_RESPONSES,
+    IfMatch,
+    LXDJSONResponse,
+    error_responses,
+    lxd_answer,
+)
 from app.auth import access
 from app.core.config import API_V1_PREFIX
 from app.db import crud
@@ -49,12 +55,13 @@ ProjectPath = Annotated[
     "Synchronous.",
     responses=error_responses(400),
 )
-async def list_projects(lxd: LXDDep, params: ListParams, user: LoginUser) -> dict[str, object]:
+async def list_projects(lxd: LXDDep, params: ListParams, user: LoginUser) -> LXDJSONResponse:
     def seen(name: str) -> bool:
         return access.sees(user, name)
 
     keep = None if access.sees_every_project(user) else seen
-    return await service.list_projects(lxd, query=params, keep=keep)
+    body = await service.list_projects(lxd, query=params, keep=keep)
+    return lxd_answer(body, model=Page[ProjectPublic | str])
 
 
 @router.post(
@@ -67,15 +74,17 @@ async def list_projects(lxd: LXDDep, params: ListParams, user: LoginUser) -> dic
     "taken. Role: admin. Synchronous.",
     responses=error_responses(400, 409),
 )
-async def create_project(
-    body: ProjectCreate, lxd: LXDDep, response: Response, user: AdminUser
-) -> dict[str, object]:
+async def create_project(body: ProjectCreate, lxd: LXDDep, user: AdminUser) -> LXDJSONResponse:
     project, etag = await service.create_project(
         lxd, name=body.name, description=body.description, config=body.config
     )
-    response.headers["Location"] = f"/api/v1/projects/{body.name}"
-    with_etag(response, etag)
-    return project
+    return lxd_answer(
+        project,
+        model=ProjectPublic,
+        etag=etag,
+        location=f"/api/v1/projects/{body.name}",
+        status_code=status.HTTP_201_CREATED,
+    )
 
 
 @router.get(
@@ -87,12 +96,9 @@ async def create_project(
     "Synchronous.",
     responses=error_responses(404),
 )
-async def get_project(
-    project: ProjectPath, lxd: LXDDep, response: Response, _: PathProjectViewer
-) -> dict[str, object]:
+async def get_project(project: ProjectPath, lxd: LXDDep, _: PathProjectViewer) -> LXDJSONResponse:
     data, etag = await service.get_project(lxd, name=project)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ProjectPublic, etag=etag)
 
 
 @router.get(
@@ -105,8 +111,9 @@ async def get_project(
 )
 async def get_project_state(
     project: ProjectPath, lxd: LXDDep, _: PathProjectViewer
-) -> dict[str, object]:
-    return await service.get_project_state(lxd, name=project)
+) -> LXDJSONResponse:
+    state = await service.get_project_state(lxd, name=project)
+    return lxd_answer(state, model=ProjectState)
 
 
 @router.put(
@@ -122,15 +129,13 @@ async def replace_project(
     project: ProjectPath,
     body: ProjectPut,
     lxd: LXDDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, object]:
+) -> LXDJSONResponse:
     data, etag = await service.replace_project(
         lxd, name=project, description=body.description, config=body.config, if_match=if_match
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ProjectPublic, etag=etag)
 
 
 @router.patch(
@@ -147,15 +152,13 @@ async def patch_project(
     project: ProjectPath,
     body: ProjectPatch,
     lxd: LXDDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, object]:
+) -> LXDJSONResponse:
     data, etag = await service.patch_project(
         lxd, name=project, description=body.description, config=body.config, if_match=if_match
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=ProjectPublic, etag=etag)
 
 
 @router.post(

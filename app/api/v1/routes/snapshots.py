@@ -19,7 +19,7 @@ from app.api.deps import (
     WaitParams,
 )
 from app.api.params import InstanceName
-from app.api.responses import ASYNC_RESPONSES, POLICY_RESPONSES, LXDJSONResponse, error_responses
+from app.api.responses import ASYNC_RESPONSES, POLICY_RESPONSES, error_responses, lxd_answer
 from app.auth import policy_checks as policy
 from app.core.config import API_V1_PREFIX
 from app.errors import LXDNotFound
@@ -53,7 +53,7 @@ async def list_snapshots(
         project=project,
         query=params,
     )
-    return LXDJSONResponse(body)
+    return lxd_answer(body)
 
 
 @router.post(
@@ -90,7 +90,7 @@ async def create_snapshot(
 async def get_snapshot(
     name: InstanceName, snapshot: SnapshotName, lxd: LXDDep, project: ProjectDep, _: ViewerRead
 ) -> JSONResponse:
-    return LXDJSONResponse(
+    return lxd_answer(
         await service.get_snapshot(lxd, name=name, snapshot=snapshot, project=project)
     )
 

@@ -5,13 +5,11 @@ Custom volumes live in `storage_volumes.py` under the same prefix.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import AdminUser, GlobalViewerRead, ListParams, LXDDep, ProjectDep
 from app.api.params import PoolName
-from app.api.responses import IfMatch, error_responses, location, with_etag
+from app.api.responses import IfMatch, LXDJSONResponse, error_responses, location, lxd_answer
 from app.core.config import API_V1_PREFIX
 from app.schemas.common import Page
 from app.schemas.storage import PoolCreate, PoolPatch, PoolPublic, PoolUpdate
@@ -31,12 +29,13 @@ router = APIRouter(prefix=API_V1_PREFIX + "/storage/pools", tags=["storage"])
 )
 async def list_pools(
     lxd: LXDDep, project: ProjectDep, params: ListParams, _: GlobalViewerRead
-) -> dict[str, Any]:
-    return await service.list_pools(
+) -> LXDJSONResponse:
+    body = await service.list_pools(
         lxd,
         project=project,
         query=params,
     )
+    return lxd_answer(body, model=Page[PoolPublic | str])
 
 
 @router.post(
@@ -51,11 +50,15 @@ async def list_pools(
     responses=error_responses(400, 404, 409),
 )
 async def create_pool(
-    body: PoolCreate, lxd: LXDDep, project: ProjectDep, response: Response, user: AdminUser
-) -> dict[str, Any]:
+    body: PoolCreate, lxd: LXDDep, project: ProjectDep, user: AdminUser
+) -> LXDJSONResponse:
     pool = await service.create_pool(lxd, project=project, body=body.model_dump())
-    response.headers["Location"] = location("storage", "pools", body.name)
-    return pool
+    return lxd_answer(
+        pool,
+        model=PoolPublic,
+        location=location("storage", "pools", body.name),
+        status_code=status.HTTP_201_CREATED,
+    )
 
 
 @router.get(
@@ -67,11 +70,10 @@ async def create_pool(
     responses=error_responses(404),
 )
 async def get_pool(
-    pool: PoolName, lxd: LXDDep, project: ProjectDep, response: Response, _: GlobalViewerRead
-) -> dict[str, Any]:
+    pool: PoolName, lxd: LXDDep, project: ProjectDep, _: GlobalViewerRead
+) -> LXDJSONResponse:
     data, etag = await service.get_pool(lxd, project=project, pool=pool)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=PoolPublic, etag=etag)
 
 
 @router.put(
@@ -88,15 +90,13 @@ async def replace_pool(
     body: PoolUpdate,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.update_pool(
         lxd, project=project, pool=pool, body=body.model_dump(), replace=True, if_match=if_match
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=PoolPublic, etag=etag)
 
 
 @router.patch(
@@ -113,10 +113,9 @@ async def update_pool(
     body: PoolPatch,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.update_pool(
         lxd,
         project=project,
@@ -125,8 +124,7 @@ async def update_pool(
         replace=False,
         if_match=if_match,
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=PoolPublic, etag=etag)
 
 
 @router.delete(

@@ -20,7 +20,14 @@ from app.api.deps import (
     ViewerRead,
 )
 from app.api.params import PoolName
-from app.api.responses import POLICY_RESPONSES, IfMatch, error_responses, location, with_etag
+from app.api.responses import (
+    POLICY_RESPONSES,
+    IfMatch,
+    LXDJSONResponse,
+    error_responses,
+    location,
+    lxd_answer,
+)
 from app.auth import policy_checks as policy
 from app.core.config import API_V1_PREFIX
 from app.schemas.common import NAME_PATTERN, Page
@@ -55,13 +62,14 @@ VolumeName = Annotated[
 )
 async def list_volumes(
     pool: PoolName, lxd: LXDDep, project: ProjectDep, params: ListParams, _: ViewerRead
-) -> dict[str, Any]:
-    return await service.list_volumes(
+) -> LXDJSONResponse:
+    body = await service.list_volumes(
         lxd,
         project=project,
         pool=pool,
         query=params,
     )
+    return lxd_answer(body, model=Page[VolumePublic | str])
 
 
 @router.post(
@@ -80,12 +88,15 @@ async def create_volume(
     body: VolumeCreate,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     volume = await service.create_volume(lxd, project=project, pool=pool, body=body.model_dump())
-    response.headers["Location"] = location("storage", "pools", pool, "volumes", body.name)
-    return volume
+    return lxd_answer(
+        volume,
+        model=VolumePublic,
+        location=location("storage", "pools", pool, "volumes", body.name),
+        status_code=status.HTTP_201_CREATED,
+    )
 
 
 @router.get(
@@ -102,12 +113,10 @@ async def get_volume(
     volume: VolumeName,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     _: ViewerRead,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.get_volume(lxd, project=project, pool=pool, volume=volume)
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=VolumePublic, etag=etag)
 
 
 @router.put(
@@ -125,10 +134,9 @@ async def replace_volume(
     body: VolumeUpdate,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.update_volume(
         lxd,
         project=project,
@@ -138,8 +146,7 @@ async def replace_volume(
         replace=True,
         if_match=if_match,
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=VolumePublic, etag=etag)
 
 
 @router.patch(
@@ -157,10 +164,9 @@ async def update_volume(
     body: VolumePatch,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data, etag = await service.update_volume(
         lxd,
         project=project,
@@ -170,8 +176,7 @@ async def update_volume(
         replace=False,
         if_match=if_match,
     )
-    with_etag(response, etag)
-    return data
+    return lxd_answer(data, model=VolumePublic, etag=etag)
 
 
 @router.delete(
@@ -205,14 +210,16 @@ async def rename_volume(
     body: RenameBody,
     lxd: LXDDep,
     project: ProjectDep,
-    response: Response,
     user: AdminUser,
-) -> dict[str, Any]:
+) -> LXDJSONResponse:
     data = await service.rename_volume(
         lxd, project=project, pool=pool, volume=volume, new_name=body.name
     )
-    response.headers["Location"] = location("storage", "pools", pool, "volumes", body.name)
-    return data
+    return lxd_answer(
+        data,
+        model=VolumePublic,
+        location=location("storage", "pools", pool, "volumes", body.name),
+    )
 
 
 @router.post(
@@ -232,10 +239,11 @@ async def resize_volume(
     lxd: LXDDep,
     project: ProjectDep,
     user: AdminUser,
-) -> dict[str, Any]:
-    return await service.resize_volume(
+) -> LXDJSONResponse:
+    resized = await service.resize_volume(
         lxd, project=project, pool=pool, volume=volume, size=body.size
     )
+    return lxd_answer(resized, model=VolumePublic)
 
 
 @router.post(
